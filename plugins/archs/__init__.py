@@ -1,0 +1,7 @@
+"""Built-in archs components."""
+
+from __future__ import annotations
+
+
+def register(registry) -> None:
+    """Add this package's components to ``registry``."""

@@ -1,0 +1,1 @@
+"""The training engine: runs a compiled Program."""
