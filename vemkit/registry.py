@@ -180,7 +180,9 @@ class Registry:
         for kind in sorted(self._components):
             for name, comp in sorted(self._components[kind].items()):
                 opts = comp.options
-                h.update(f"{kind}/{name}/{opts.__module__}.{opts.__qualname__}/{id(opts)};".encode())
+                h.update(
+                    f"{kind}/{name}/{opts.__module__}.{opts.__qualname__}/{id(opts)};".encode()
+                )
         return h.hexdigest()[:16]
 
     # -- building -------------------------------------------------------------------------
@@ -208,14 +210,25 @@ class Registry:
         explicit: Iterable[str] = (),
         *,
         autoload: bool | None = None,
+        use_env: bool = True,
     ) -> pluggy.PluginManager:
-        """Discover and register plugins; every failure is recorded, none is raised."""
+        """Discover and register plugins; every failure is recorded, none is raised.
+
+        ``explicit`` names plugins to load besides the autoloaded ones: entry-point names of the
+        group ``vemkit`` or importable module paths. ``use_env`` also reads
+        ``VEMKIT_DISABLE_PLUGIN_AUTOLOAD`` and ``VEMKIT_PLUGINS``.
+        """
         if autoload is None:
-            autoload = os.environ.get("VEMKIT_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
+            disabled = use_env and os.environ.get("VEMKIT_DISABLE_PLUGIN_AUTOLOAD", "") not in (
+                "",
+                "0",
+            )
+            autoload = not disabled
         wanted = [p.strip() for p in explicit if p.strip()]
-        wanted += [
-            p.strip() for p in os.environ.get("VEMKIT_PLUGINS", "").split(",") if p.strip()
-        ]
+        if use_env:
+            wanted += [
+                p.strip() for p in os.environ.get("VEMKIT_PLUGINS", "").split(",") if p.strip()
+            ]
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
 
@@ -247,9 +260,7 @@ class Registry:
     def _register_one(
         self, pm: pluggy.PluginManager, name: str, plugin: object, info: PluginInfo
     ) -> None:
-        impls = [
-            i for i in pm.hook.vemkit_register.get_hookimpls() if i.plugin is plugin
-        ]
+        impls = [i for i in pm.hook.vemkit_register.get_hookimpls() if i.plugin is plugin]
         self._current_plugin = name
         try:
             for impl in impls:

@@ -1,7 +1,10 @@
-"""Built-in methods components."""
+"""Built-in baseline compression methods (``method`` kind)."""
 
 from __future__ import annotations
+
+from vemkit_plugins.methods import options as o
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
+    registry.add("method", "kd", options=o.KDOptions, factory="vemkit_plugins.methods.kd:build")

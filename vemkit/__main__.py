@@ -1,0 +1,5 @@
+"""``python -m vemkit`` (used under torchrun)."""
+
+from vemkit.cli import entry
+
+entry()

@@ -1,0 +1,101 @@
+"""The ``vemkit`` command.
+
+Each command lives in ``vemkit/commands/<name>.py`` with ``add_parser(subparsers)`` and
+``run(args) -> int``. Start-up stays light: torch is imported only by commands that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+COMMANDS = (
+    "validate",
+    "schema",
+    "plugins",
+    "plan",
+    "run",
+    "profile",
+    "eval",
+    "report",
+    "data",
+    "export",
+)
+
+EPILOG = """\
+examples:
+  vemkit validate specs/quickstart.yaml
+  vemkit plan specs/quickstart.yaml --set train.iterations=100
+  vemkit run specs/quickstart.yaml
+  vemkit -p my_plugin plugins
+
+Plugins load from the entry-point group 'vemkit'. VEMKIT_DISABLE_PLUGIN_AUTOLOAD=1 turns that off;
+VEMKIT_PLUGINS=a,b (or -p a -p b) then names the plugins to load.
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vemkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vemkit",
+        description="Compress GAN generators by distillation, with VEM mutual-information "
+        "maximisation on top of any baseline method.",
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vemkit {__version__}")
+    parser.add_argument(
+        "-p",
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="load this plugin (entry-point name or module path); repeatable",
+    )
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"vemkit.commands.{name}") is None:  # TEMP while helpers write
+            continue
+        module = importlib.import_module(f"vemkit.commands.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    from vemkit import registry
+    from vemkit.errors import SpecError, VemkitError
+
+    if args.plugin:
+        registry.set_explicit_plugins(args.plugin)
+    try:
+        return int(args.func(args) or 0)
+    except VemkitError as exc:
+        if args.debug:
+            raise
+        print(str(exc) if isinstance(exc, SpecError) else f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

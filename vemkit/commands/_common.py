@@ -1,0 +1,44 @@
+"""Arguments and helpers shared by commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a spec value, e.g. --set train.iterations=100 --set mi.weight=0.2 "
+        "(YAML-typed; lists and maps allowed); repeatable",
+    )
+
+
+def add_command(
+    sub: Any, name: str, *, help: str, description: str, examples: str, func: Any
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
+
+
+def load(path: str, overrides: list[str]) -> Any:
+    """Load a spec or raise SpecError (printed by the CLI with every located problem)."""
+    from vemkit.spec import load_spec
+
+    return load_spec(path, overrides)
+
+
+def err(message: str) -> None:
+    print(message, file=sys.stderr)

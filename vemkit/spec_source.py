@@ -1,0 +1,157 @@
+"""Reading spec files with the position of every key and value.
+
+YAML is read with PyYAML's safe loader only (no tags that import or call code). JSON is checked
+with the json module first (so that its own syntax errors are reported as JSON errors) and then
+read through the same YAML node walk, which gives line and column of every key and value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vemkit.errors import Problem
+
+PathTuple = tuple[str | int, ...]
+
+
+@dataclass
+class SpecSource:
+    """The raw data of a spec file plus where each of its parts sits in the file."""
+
+    name: str
+    data: Any
+    values: dict[PathTuple, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[PathTuple, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def position(self, path: PathTuple, *, key: bool = False) -> tuple[int, int] | None:
+        """Line and column of ``path`` (its key when ``key``), else of its nearest ancestor."""
+        table = self.keys if key else self.values
+        if path in table:
+            return table[path]
+        if key and path in self.values:
+            return self.values[path]
+        for i in range(len(path) - 1, -1, -1):
+            head = path[:i]
+            if head in self.keys:
+                return self.keys[head]
+            if head in self.values:
+                return self.values[head]
+        return None
+
+    def problem(self, path: PathTuple, message: str, *, key: bool = False) -> Problem:
+        pos = self.position(path, key=key)
+        return Problem(
+            path=dotted(path),
+            message=message,
+            source=self.name,
+            line=pos[0] if pos else None,
+            column=pos[1] if pos else None,
+        )
+
+
+def dotted(path: PathTuple) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _walk(node: yaml.Node, loader: yaml.SafeLoader, path: PathTuple, src: SpecSource) -> Any:
+    src.values[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        first_seen: dict[Any, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                src.problems.append(
+                    Problem(dotted(path), "keys must be plain names", src.name, *_mark(key_node))
+                )
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            if key in first_seen:
+                line = first_seen[key].start_mark.line + 1
+                src.problems.append(
+                    Problem(
+                        dotted((*path, key)),
+                        f"duplicate key '{key}' (first given at line {line})",
+                        src.name,
+                        *_mark(key_node),
+                    )
+                )
+                continue
+            first_seen[key] = key_node
+            src.keys[(*path, key)] = _mark(key_node)
+            out[key] = _walk(value_node, loader, (*path, key), src)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, loader, (*path, i), src) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def parse_text(text: str, name: str, *, is_json: bool | None = None) -> SpecSource:
+    """Parse spec text; syntax problems are returned in ``problems`` (never raised)."""
+    src = SpecSource(name=name, data=None)
+    if is_json is None:
+        is_json = name.endswith(".json")
+    if is_json:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            src.problems.append(
+                Problem("", f"invalid JSON: {exc.msg}", name, exc.lineno, exc.colno)
+            )
+            return src
+    if not text.strip():
+        src.problems.append(
+            Problem("", "the file is empty; a spec is a mapping of sections", name, 1, 1)
+        )
+        return src
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            src.problems.append(Problem("", "the file holds no spec (only comments?)", name, 1, 1))
+            return src
+        src.data = _walk(node, loader, (), src)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "not valid YAML"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        src.problems.append(Problem("", f"invalid YAML: {what}", name, line, col))
+        return src
+    except yaml.YAMLError as exc:
+        src.problems.append(Problem("", f"invalid YAML: {exc}", name, None, None))
+        return src
+    finally:
+        loader.dispose()
+    if not isinstance(src.data, dict):
+        kind = type(src.data).__name__
+        src.problems.append(
+            Problem("", f"the top level must be a mapping of sections, not a {kind}", name, 1, 1)
+        )
+    return src
+
+
+def read_source(path: str | Path) -> SpecSource:
+    """Read and parse a spec file (``.yaml``, ``.yml`` or ``.json``)."""
+    p = Path(path)
+    name = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return SpecSource(name, None, problems=[Problem("", "no such file", name)])
+    except IsADirectoryError:
+        return SpecSource(
+            name, None, problems=[Problem("", "is a directory, not a spec file", name)]
+        )
+    except UnicodeDecodeError as exc:
+        return SpecSource(name, None, problems=[Problem("", f"not UTF-8 text: {exc.reason}", name)])
+    return parse_text(text, name, is_json=p.suffix.lower() == ".json")
