@@ -63,6 +63,7 @@ class Component:
     factory: Factory | str
     plugin: str
     summary: str = ""
+    example: Mapping[str, Any] | None = None
 
     def resolve_factory(self) -> Factory:
         """The factory, imported on first use when it was registered as ``"module:attr"``."""
@@ -105,13 +106,16 @@ class Registry:
         options: type[Options],
         factory: Factory | str,
         summary: str | None = None,
+        example: Mapping[str, Any] | None = None,
     ) -> None:
         """Register component ``name`` of ``kind``.
 
         ``options`` is the component's pydantic options model (a subclass of
         :class:`vemkit.options.Options`, without a ``type`` field); ``factory`` is called as
         ``factory(options, **context)`` and may be given as ``"module:attr"`` so that heavy
-        imports (torch) happen only when the component is built.
+        imports (torch) happen only when the component is built. ``example`` is a small
+        options mapping (without ``type``) that builds a tiny instance: the registry-wide tests
+        build every component from it (from the defaults when absent).
         """
         if not (isinstance(options, type) and issubclass(options, BaseModel)):
             raise PluginError(
@@ -132,7 +136,7 @@ class Registry:
             )
         doc = summary if summary is not None else (options.__doc__ or "").strip().split("\n")[0]
         self._components.setdefault(kind, {})[name] = Component(
-            kind, name, options, factory, self._current_plugin, doc
+            kind, name, options, factory, self._current_plugin, doc, example
         )
         if self._current_plugin in self.plugins:
             self.plugins[self._current_plugin].components.append((kind, name))
