@@ -78,6 +78,13 @@ def apply_overrides(
                         )
                         node = None
                         break
+                    if isinstance(path[i + 1], int):
+                        problems.append(
+                            Problem(raw_path, f"'{here}' is not set, so it has no item "
+                                    f"{path[i + 1]}", "--set")
+                        )
+                        node = None
+                        break
                     node[key] = {}
                 node = node[key]
             elif isinstance(node, list):
