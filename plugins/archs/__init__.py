@@ -5,3 +5,90 @@ from __future__ import annotations
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
+    # -- image-to-image generators and discriminators (unet.py, resnet.py, mobile_resnet.py,
+    #    patchgan.py); options in options.py, code imported only when built.
+    from vemkit_plugins.archs import options as image_options
+
+    tiny_gen = {"ngf": 4, "init_type": "default"}
+    tiny_d = {"ndf": 4, "init_type": "default"}
+    for name, options, factory, example in (
+        ("unet", image_options.UNetOptions, "unet:build", {**tiny_gen, "num_downs": 5}),
+        (
+            "unet_deepest",
+            image_options.UNetDeepestOptions,
+            "unet:build_deepest",
+            {**tiny_gen, "num_downs": 5},
+        ),
+        ("resnet", image_options.ResnetOptions, "resnet:build", {**tiny_gen, "n_blocks": 2}),
+        (
+            "mobile_resnet",
+            image_options.MobileResnetOptions,
+            "mobile_resnet:build",
+            {**tiny_gen, "n_blocks": 3},
+        ),
+        (
+            "sub_mobile_resnet",
+            image_options.SubMobileResnetOptions,
+            "mobile_resnet:build_sub",
+            {"config": "4_4_8_4_8_8_4_4", "init_type": "default"},
+        ),
+        (
+            "mobile_resnet_deepest",
+            image_options.MobileResnetDeepestOptions,
+            "mobile_resnet:build_deepest",
+            {**tiny_gen, "n_blocks": 3},
+        ),
+        ("patchgan", image_options.PatchGANOptions, "patchgan:build", tiny_d),
+        (
+            "multiscale_patchgan",
+            image_options.MultiscalePatchGANOptions,
+            "patchgan:build_multiscale",
+            {**tiny_d, "n_layers": 2},
+        ),
+        ("pixel", image_options.PixelDiscriminatorOptions, "patchgan:build_pixel", tiny_d),
+    ):
+        registry.add(
+            "arch",
+            name,
+            options=options,
+            factory=f"vemkit_plugins.archs.{factory}",
+            example=example,
+        )
+
+    # -- unconditional GANs (sagan.py: GCC's SAGAN; stylegan2.py: CAGC's StyleGAN2).
+    from vemkit_plugins.archs import options as uncond_options
+
+    tiny_style = {"size": 16, "channels": {4: 16, 8: 16, 16: 8}}
+    for name, options, factory, example in (
+        (
+            "sagan_generator",
+            uncond_options.SAGANGeneratorOptions,
+            "sagan:build_generator",
+            {"ngf": 8, "z_dim": 16},
+        ),
+        (
+            "sagan_discriminator",
+            uncond_options.SAGANDiscriminatorOptions,
+            "sagan:build_discriminator",
+            {"ndf": 4},
+        ),
+        (
+            "stylegan2_generator",
+            uncond_options.StyleGAN2GeneratorOptions,
+            "stylegan2:build_generator",
+            {**tiny_style, "style_dim": 16, "n_mlp": 2},
+        ),
+        (
+            "stylegan2_discriminator",
+            uncond_options.StyleGAN2DiscriminatorOptions,
+            "stylegan2:build_discriminator",
+            tiny_style,
+        ),
+    ):
+        registry.add(
+            "arch",
+            name,
+            options=options,
+            factory=f"vemkit_plugins.archs.{factory}",
+            example=example,
+        )
