@@ -86,16 +86,24 @@ def load_weights(module: nn.Module, path: Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise VemkitError(f"{path}: not a readable safetensors file ({exc})") from None
-    result = module.load_state_dict(state, strict=False)
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
     problems = []
-    if result.missing_keys:
-        problems.append(f"missing {len(result.missing_keys)} keys ({_some(result.missing_keys)})")
-    if result.unexpected_keys:
-        problems.append(
-            f"unexpected {len(result.unexpected_keys)} keys ({_some(result.unexpected_keys)})"
-        )
+    if missing:
+        problems.append(f"missing {len(missing)} keys ({_some(missing)})")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} keys ({_some(unexpected)})")
+    if wrong:
+        problems.append(f"{len(wrong)} shapes differ, file vs arch ({_some(wrong)})")
     if problems:
         raise VemkitError(f"{path}: weights do not fit the student's arch: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True)
 
 
 def _some(keys: Sequence[str], n: int = 3) -> str:
@@ -151,9 +159,16 @@ def load_student(
         module = registry.build("arch", loaded.student.arch)
     else:
         assert arch is not None
+        from pydantic import ValidationError
+
         config = dict(arch)
         shape = tuple(input_shape) if input_shape else (3, 256, 256)
-        module = registry.build("arch", config)
+        try:
+            module = registry.build("arch", config)
+        except ValidationError as exc:
+            raise VemkitError(
+                "\n".join(f"arch.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ) from None
     load_weights(module, weights)
     return Student(module=module.eval(), input_shape=shape, arch=config, weights=weights)
 
@@ -174,6 +189,9 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # some writers create 0600 files; use the usual mode
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -35,22 +35,49 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT",
-                   help="a run directory, or a student .safetensors file (with --spec/--arch)")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript", "safetensors"),
-                   help="artefact to write")
+    p.add_argument(
+        "source",
+        metavar="RUN_DIR|CHECKPOINT",
+        help="a run directory, or a student .safetensors file (with --spec/--arch)",
+    )
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=("onnx", "torchscript", "safetensors"),
+        help="artefact to write",
+    )
     p.add_argument("--out", metavar="PATH", help="output file (default: see below)")
     p.add_argument("--spec", metavar="SPEC", help="spec that builds the student of a weights file")
-    p.add_argument("--arch", metavar="YAML",
-                   help="the student's arch instead of a spec, e.g. '{type: unet, ngf: 16}'")
-    p.add_argument("--input", metavar="CxHxW",
-                   help="input shape without batch (default: from the spec, else 3x256x256)")
-    p.add_argument("--set", action="append", default=[], metavar="a.b=c", dest="overrides",
-                   help="override a value of the spec (YAML-typed); repeatable")
-    p.add_argument("--atol", type=float, default=None, metavar="X",
-                   help="largest |exported - PyTorch| accepted (default 1e-4)")
-    p.add_argument("--static-batch", action="store_true",
-                   help="ONNX: fix the batch dimension to 1 instead of leaving it dynamic")
+    p.add_argument(
+        "--arch",
+        metavar="YAML",
+        help="the student's arch instead of a spec, e.g. '{type: unet, ngf: 16}'",
+    )
+    p.add_argument(
+        "--input",
+        metavar="CxHxW",
+        help="input shape without batch (default: from the spec, else 3x256x256)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="a.b=c",
+        dest="overrides",
+        help="override a value of the spec (YAML-typed); repeatable",
+    )
+    p.add_argument(
+        "--atol",
+        type=float,
+        default=None,
+        metavar="X",
+        help="largest |exported - PyTorch| accepted (default 1e-4)",
+    )
+    p.add_argument(
+        "--static-batch",
+        action="store_true",
+        help="ONNX: fix the batch dimension to 1 instead of leaving it dynamic",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
     )
     out = args.out or default_output(args.source, args.format)
     result = export_module(
-        student.module, student.input_shape, args.format, out, atol=atol,
+        student.module,
+        student.input_shape,
+        args.format,
+        out,
+        atol=atol,
         metadata={"vemkit.arch": student.arch, "vemkit.source": str(student.weights)},
         dynamic_batch=not args.static_batch,
     )
