@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -63,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        if importlib.util.find_spec(f"vemkit.commands.{name}") is None:  # TEMP while helpers write
-            continue
         module = importlib.import_module(f"vemkit.commands.{name}")
         module.add_parser(sub)
+        command = sub.choices[name]
+        if command.get_default("func") is None:
+            command.set_defaults(func=module.run)
     return parser
 
 
