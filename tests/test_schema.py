@@ -30,7 +30,7 @@ def test_schema_check_command_detects_staleness(tmp_path, capsys):
     stale = tmp_path / "spec.schema.json"
     stale.write_text("{}\n")
     assert main(["schema", "--check", "--file", str(stale)]) == 1
-    assert "run `vemkit schema --write`" in capsys.readouterr().err
+    assert "Run `vemkit schema --write`" in capsys.readouterr().err
     assert main(["schema", "--write", "--file", str(stale)]) == 0
     assert main(["schema", "--check", "--file", str(stale)]) == 0
 
@@ -55,7 +55,8 @@ def test_valid_spec_passes_jsonschema(schema):
         (("student", "arch", "ngff"), 16, "student.arch", "'ngff' was unexpected"),
         (("student", "arch", "ngf"), "wide", "student.arch.ngf", "is not of type 'integer'"),
         (("student", "arch", "type"), "unte", "student.arch.type", "is not one of"),
-        (("train", "optimizer", "lr"), -1, "train.optimizer.lr", "less than or equal to 0"),
+        (("train", "optimizer"), {"type": "adam", "lr": -1}, "train.optimizer.lr",
+         "less than or equal to the minimum of 0"),
         (("teacher", "mode"), "onlin", "teacher.mode", "is not one of"),
     ],
 )
