@@ -88,10 +88,10 @@ def vemkit_register(registry):
     registry.add("loss", "scaled_l1", options=ScaledL1Options, factory=build)
 '''
 
-BROKEN_PLUGIN = '''
+BROKEN_PLUGIN = """
 import vemkit
 raise ImportError("this plugin needs a library that is not installed")
-'''
+"""
 
 
 def make_distribution(root: Path, dist: str, version: str, module: str, source: str) -> None:

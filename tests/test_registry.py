@@ -29,8 +29,17 @@ def test_builtins_register_through_the_entry_point(fresh_registry):
     builtins = reg.plugins["builtins"]
     assert builtins.ok, builtins.error
     assert builtins.distribution == "vemkit"
-    for kind in ("arch", "method", "mi", "energy", "sampler", "dataset", "metric", "optimizer",
-                 "scheduler"):
+    for kind in (
+        "arch",
+        "method",
+        "mi",
+        "energy",
+        "sampler",
+        "dataset",
+        "metric",
+        "optimizer",
+        "scheduler",
+    ):
         assert reg.names(kind), f"no built-in {kind} registered"
         assert all(c.plugin == "builtins" for c in reg.components(kind))
 
@@ -40,7 +49,9 @@ def test_duplicate_name_is_an_error_naming_both_plugins():
     reg._current_plugin = "first"
     reg.add("arch", "thing", options=_Opts, factory=lambda o: o)
     reg._current_plugin = "second"
-    with pytest.raises(PluginError, match="registered twice: by plugin 'first' and by plugin 'second'"):
+    with pytest.raises(
+        PluginError, match="registered twice: by plugin 'first' and by plugin 'second'"
+    ):
         reg.add("arch", "thing", options=_Opts, factory=lambda o: o)
 
 

@@ -40,7 +40,7 @@ def test_defaults_validate_and_round_trip(comp):
 
 @pytest.mark.parametrize("comp", COMPONENTS, ids=IDS)
 def test_unknown_option_is_rejected(comp):
-    with pytest.raises(Exception, match="extra_forbidden|Extra inputs"):
+    with pytest.raises(Exception, match=r"extra_forbidden|Extra inputs"):
         REG.options(comp.kind, {**_config(comp), "no_such_option_xyz": 1})
 
 

@@ -23,7 +23,8 @@ def schema() -> dict:
 
 def test_checked_in_schema_is_in_sync(schema):
     checked_in = (ROOT / "schemas" / "spec.schema.json").read_text(encoding="utf-8")
-    assert checked_in == dumps(schema), "schemas/spec.schema.json is stale: run `vemkit schema --write`"
+    stale = "schemas/spec.schema.json is stale: run `vemkit schema --write`"
+    assert checked_in == dumps(schema), stale
 
 
 def test_schema_check_command_detects_staleness(tmp_path, capsys):
@@ -55,8 +56,12 @@ def test_valid_spec_passes_jsonschema(schema):
         (("student", "arch", "ngff"), 16, "student.arch", "'ngff' was unexpected"),
         (("student", "arch", "ngf"), "wide", "student.arch.ngf", "is not of type 'integer'"),
         (("student", "arch", "type"), "unte", "student.arch.type", "is not one of"),
-        (("train", "optimizer"), {"type": "adam", "lr": -1}, "train.optimizer.lr",
-         "less than or equal to the minimum of 0"),
+        (
+            ("train", "optimizer"),
+            {"type": "adam", "lr": -1},
+            "train.optimizer.lr",
+            "less than or equal to the minimum of 0",
+        ),
         (("teacher", "mode"), "onlin", "teacher.mode", "is not one of"),
     ],
 )

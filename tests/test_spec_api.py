@@ -36,7 +36,9 @@ def test_validate_returns_problems(write_spec):
 
 def test_load_spec_raises_with_all_problems(write_spec):
     with pytest.raises(SpecError) as info:
-        vemkit.load_spec(write_spec(BASE_SPEC.replace("seed: 0", "seed: -3")), ["train.batch_size=0"])
+        vemkit.load_spec(
+            write_spec(BASE_SPEC.replace("seed: 0", "seed: -3")), ["train.batch_size=0"]
+        )
     assert [p.path for p in info.value.problems] == ["seed", "train.batch_size"]
 
 

@@ -19,79 +19,209 @@ def replace(old: str, new: str) -> str:
 
 # (case id, spec text with ⟦ at the expected position, overrides, dotted path, message part)
 CASES = [
-    ("wrong-type-int", replace("iterations: 10", "iterations: ⟦ten"), [], "train.iterations",
-     "valid integer"),
+    (
+        "wrong-type-int",
+        replace("iterations: 10", "iterations: ⟦ten"),
+        [],
+        "train.iterations",
+        "valid integer",
+    ),
     ("unknown-top-key", BASE_SPEC + "⟦trian: {}\n", [], "trian", "did you mean 'train'?"),
-    ("unknown-key-depth2", replace("iterations: 10", "⟦iteratons: 10"), [], "train.iteratons",
-     "did you mean 'iterations'?"),
-    ("unknown-key-in-component", replace("{type: unet, ngf: 16}", "{type: unet, ⟦ngff: 16}"), [],
-     "student.arch.ngff", "did you mean 'ngf'?"),
-    ("unknown-key-nested-component",
-     replace("method: {type: kd}", "method: {type: kd, discriminator: {type: patchgan, ⟦ndff: 8}}"),
-     [], "method.discriminator.ndff", "did you mean 'ndf'?"),
-    ("unknown-arch", replace("{type: unet, ngf: 16}", "{type: ⟦unte, ngf: 16}"), [],
-     "student.arch.type", "unknown arch 'unte'; did you mean 'unet'?"),
-    ("unknown-method", replace("method: {type: kd}", "method: {type: ⟦kdd}"), [], "method.type",
-     "unknown method 'kdd'; did you mean 'kd'?"),
-    ("unknown-optimizer", replace("batch_size: 2}", "batch_size: 2, optimizer: {type: ⟦adm}}"), [],
-     "train.optimizer.type", "did you mean 'adam'?"),
-    ("bad-enum", replace("mode: online", "mode: ⟦onlin"), [], "teacher.mode",
-     "Input should be 'online' or 'frozen'"),
-    ("bad-enum-precision", replace("batch_size: 2}", "batch_size: 2, precision: ⟦fp64}"), [],
-     "train.precision", "'fp32', 'bf16' or 'fp16'"),
-    ("out-of-range-batch", replace("batch_size: 2", "batch_size: ⟦0"), [], "train.batch_size",
-     "greater than 0"),
-    ("out-of-range-seed", replace("seed: 0", "seed: ⟦-1"), [], "seed",
-     "greater than or equal to 0"),
-    ("out-of-range-beta",
-     replace("batch_size: 2}", "batch_size: 2, optimizer: {type: adam, betas: [0.5, ⟦1.5]}}"), [],
-     "train.optimizer.betas.1", "less than 1"),
-    ("bad-name-pattern", replace("name: tiny", "name: ⟦'bad name!'"), [], "name",
-     "should match pattern"),
-    ("missing-type", replace("{type: unet, ngf: 16}", "⟦{ngf: 16}"), [], "student.arch",
-     "missing 'type'"),
-    ("missing-section",
-     replace("teacher:\n  arch: {type: unet, ngf: 64}\n  mode: online\n", "")
-     .replace("vemkit: 1", "⟦vemkit: 1"), [], "teacher", "missing required key 'teacher'"),
-    ("missing-required-option", replace("  train: {type: aligned, root: data/e2s, split: train}",
-                                        "  ⟦train: {type: aligned, split: train}"), [],
-     "data.train.root",
-     "missing required key 'root'"),
+    (
+        "unknown-key-depth2",
+        replace("iterations: 10", "⟦iteratons: 10"),
+        [],
+        "train.iteratons",
+        "did you mean 'iterations'?",
+    ),
+    (
+        "unknown-key-in-component",
+        replace("{type: unet, ngf: 16}", "{type: unet, ⟦ngff: 16}"),
+        [],
+        "student.arch.ngff",
+        "did you mean 'ngf'?",
+    ),
+    (
+        "unknown-key-nested-component",
+        replace(
+            "method: {type: kd}", "method: {type: kd, discriminator: {type: patchgan, ⟦ndff: 8}}"
+        ),
+        [],
+        "method.discriminator.ndff",
+        "did you mean 'ndf'?",
+    ),
+    (
+        "unknown-arch",
+        replace("{type: unet, ngf: 16}", "{type: ⟦unte, ngf: 16}"),
+        [],
+        "student.arch.type",
+        "unknown arch 'unte'; did you mean 'unet'?",
+    ),
+    (
+        "unknown-method",
+        replace("method: {type: kd}", "method: {type: ⟦kdd}"),
+        [],
+        "method.type",
+        "unknown method 'kdd'; did you mean 'kd'?",
+    ),
+    (
+        "unknown-optimizer",
+        replace("batch_size: 2}", "batch_size: 2, optimizer: {type: ⟦adm}}"),
+        [],
+        "train.optimizer.type",
+        "did you mean 'adam'?",
+    ),
+    (
+        "bad-enum",
+        replace("mode: online", "mode: ⟦onlin"),
+        [],
+        "teacher.mode",
+        "Input should be 'online' or 'frozen'",
+    ),
+    (
+        "bad-enum-precision",
+        replace("batch_size: 2}", "batch_size: 2, precision: ⟦fp64}"),
+        [],
+        "train.precision",
+        "'fp32', 'bf16' or 'fp16'",
+    ),
+    (
+        "out-of-range-batch",
+        replace("batch_size: 2", "batch_size: ⟦0"),
+        [],
+        "train.batch_size",
+        "greater than 0",
+    ),
+    (
+        "out-of-range-seed",
+        replace("seed: 0", "seed: ⟦-1"),
+        [],
+        "seed",
+        "greater than or equal to 0",
+    ),
+    (
+        "out-of-range-beta",
+        replace("batch_size: 2}", "batch_size: 2, optimizer: {type: adam, betas: [0.5, ⟦1.5]}}"),
+        [],
+        "train.optimizer.betas.1",
+        "less than 1",
+    ),
+    (
+        "bad-name-pattern",
+        replace("name: tiny", "name: ⟦'bad name!'"),
+        [],
+        "name",
+        "should match pattern",
+    ),
+    (
+        "missing-type",
+        replace("{type: unet, ngf: 16}", "⟦{ngf: 16}"),
+        [],
+        "student.arch",
+        "missing 'type'",
+    ),
+    (
+        "missing-section",
+        replace("teacher:\n  arch: {type: unet, ngf: 64}\n  mode: online\n", "").replace(
+            "vemkit: 1", "⟦vemkit: 1"
+        ),
+        [],
+        "teacher",
+        "missing required key 'teacher'",
+    ),
+    (
+        "missing-required-option",
+        replace(
+            "  train: {type: aligned, root: data/e2s, split: train}",
+            "  ⟦train: {type: aligned, split: train}",
+        ),
+        [],
+        "data.train.root",
+        "missing required key 'root'",
+    ),
     ("list-expected", BASE_SPEC + "eval: {metrics: ⟦fid}\n", [], "eval.metrics", "valid list"),
-    ("section-not-mapping", replace("train: {iterations: 10, batch_size: 2}", "train: ⟦[10, 2]"),
-     [], "train", "valid dictionary"),
-    ("unsupported-version", replace("vemkit: 1", "vemkit: ⟦2"), [], "vemkit",
-     "unsupported spec version 2"),
-    ("bad-requires", BASE_SPEC + "requires: [⟦'not a requirement !!']\n", [], "requires.0",
-     "not a requirement"),
-    ("missing-required-plugin", BASE_SPEC + "requires: [⟦vemkit-no-such-plugin>=1.0]\n", [],
-     "requires.0", "required plugin 'vemkit-no-such-plugin' is not installed"),
+    (
+        "section-not-mapping",
+        replace("train: {iterations: 10, batch_size: 2}", "train: ⟦[10, 2]"),
+        [],
+        "train",
+        "valid dictionary",
+    ),
+    (
+        "unsupported-version",
+        replace("vemkit: 1", "vemkit: ⟦2"),
+        [],
+        "vemkit",
+        "unsupported spec version 2",
+    ),
+    (
+        "bad-requires",
+        BASE_SPEC + "requires: [⟦'not a requirement !!']\n",
+        [],
+        "requires.0",
+        "not a requirement",
+    ),
+    (
+        "missing-required-plugin",
+        BASE_SPEC + "requires: [⟦vemkit-no-such-plugin>=1.0]\n",
+        [],
+        "requires.0",
+        "required plugin 'vemkit-no-such-plugin' is not installed",
+    ),
     ("duplicate-key", replace("seed: 0", "seed: 0\n⟦seed: 1"), [], "seed", "duplicate key 'seed'"),
-    ("yaml-syntax", replace("name: tiny", "name: tiny⟦: bad"), [], "",
-     "invalid YAML: mapping values are not allowed here"),
-    ("yaml-unclosed-flow", replace("batch_size: 2}", "batch_size: 2\n") + "⟦", [], "",
-     "invalid YAML: expected ',' or '}'"),
-    ("yaml-tab", replace("  arch: {type: unet, ngf: 16}", "⟦\tarch: {type: unet, ngf: 16}"), [],
-     "", "invalid YAML"),
+    (
+        "yaml-syntax",
+        replace("name: tiny", "name: tiny⟦: bad"),
+        [],
+        "",
+        "invalid YAML: mapping values are not allowed here",
+    ),
+    (
+        "yaml-unclosed-flow",
+        replace("batch_size: 2}", "batch_size: 2\n") + "⟦",
+        [],
+        "",
+        "invalid YAML: expected ',' or '}'",
+    ),
+    (
+        "yaml-tab",
+        replace("  arch: {type: unet, ngf: 16}", "⟦\tarch: {type: unet, ngf: 16}"),
+        [],
+        "",
+        "invalid YAML",
+    ),
 ]
 
 OVERRIDE_CASES = [
     ("override-wrong-type", ["train.iterations=abc"], "train.iterations", "valid integer"),
-    ("override-unknown-key", ["train.iteratons=5"], "train.iteratons",
-     "did you mean 'iterations'?"),
+    (
+        "override-unknown-key",
+        ["train.iteratons=5"],
+        "train.iteratons",
+        "did you mean 'iterations'?",
+    ),
     ("override-through-scalar", ["name.first=x"], "name.first", "'name' holds a str"),
     ("override-no-equals", ["train.iterations"], "train.iterations", "dotted.path=value"),
     ("override-bad-index", ["data.train.root.3=x"], "data.train.root.3", "holds a str"),
-    ("override-absent-list", ["eval.metrics.3.type=fid"], "eval.metrics.3.type",
-     "'eval.metrics' is not set, so it has no item 3"),
+    (
+        "override-absent-list",
+        ["eval.metrics.3.type=fid"],
+        "eval.metrics.3.type",
+        "'eval.metrics' is not set, so it has no item 3",
+    ),
     ("override-bad-yaml", ["mi.weight=[1,"], "mi.weight", "not valid YAML"),
-    ("override-unknown-component", ["student.arch.type=unte"], "student.arch.type",
-     "did you mean 'unet'?"),
+    (
+        "override-unknown-component",
+        ["student.arch.type=unte"],
+        "student.arch.type",
+        "did you mean 'unet'?",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "overrides", "path", "message"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("text", "overrides", "path", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_malformed_spec_is_located(write_spec, capsys, text, overrides, path, message):
     clean, line, column = locate(text)
     spec = write_spec(clean)
@@ -104,8 +234,11 @@ def test_malformed_spec_is_located(write_spec, capsys, text, overrides, path, me
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(("overrides", "path", "message"),
-                         [c[1:] for c in OVERRIDE_CASES], ids=[c[0] for c in OVERRIDE_CASES])
+@pytest.mark.parametrize(
+    ("overrides", "path", "message"),
+    [c[1:] for c in OVERRIDE_CASES],
+    ids=[c[0] for c in OVERRIDE_CASES],
+)
 def test_bad_override_is_named(write_spec, capsys, overrides, path, message):
     spec = write_spec(BASE_SPEC)
     assert main(["validate", str(spec), *[f"--set={o}" for o in overrides]]) == 2

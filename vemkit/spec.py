@@ -80,8 +80,11 @@ def apply_overrides(
                         break
                     if isinstance(path[i + 1], int):
                         problems.append(
-                            Problem(raw_path, f"'{here}' is not set, so it has no item "
-                                    f"{path[i + 1]}", "--set")
+                            Problem(
+                                raw_path,
+                                f"'{here}' is not set, so it has no item {path[i + 1]}",
+                                "--set",
+                            )
                         )
                         node = None
                         break
