@@ -46,6 +46,12 @@ def register(registry) -> None:
             {**tiny_d, "n_layers": 2},
         ),
         ("pixel", image_options.PixelDiscriminatorOptions, "patchgan:build_pixel", tiny_d),
+        (
+            "omgd_patchgan",
+            image_options.OMGDPatchGANOptions,
+            "omgd_discriminator:build",
+            {**tiny_d, "n_share": 2},
+        ),
     ):
         registry.add(
             "arch",

@@ -241,6 +241,44 @@ class PixelDiscriminatorOptions(_ImageNetOptions):
     """Normalisation after the second conv."""
 
 
+class OMGDPatchGANOptions(_ImageNetOptions):
+    """OMGD's multi-head PatchGAN (``MultiNLayerDiscriminator``, netD ``multi_n_layers``) that
+    the teachers share: the PatchGAN's n_layers + 2 blocks, each stored once per head
+    (``block1s.0``, ``block1s.1``, ...; the official state dict). The first ``n_share`` blocks
+    are shared by every head (they use the last copy). ``D(x, head)`` returns head ``head``'s
+    logit map (head i judges teacher i), ``D(x)`` the list of every head's map. Defaults are
+    OMGD's pix2pix setting: concat(A, B) input, ndf 128, BatchNorm, all 5 blocks shared,
+    2 heads (22,084,866 params)."""
+
+    input_nc: Width = 6
+    """Input channels: 6 for pix2pix (the D sees concat(A, B)), 3 for an unconditional D."""
+
+    ndf: Width = 128
+    """Channels of the first conv (OMGD: 128)."""
+
+    n_layers: Annotated[int, Field(ge=1)] = 3
+    """Stride-2 convs of the PatchGAN (OMGD hard-codes 3, the 70×70 PatchGAN)."""
+
+    norm: ImageNorm = "batch"
+    """Normalisation of the middle blocks (OMGD's pix2pix scripts: batch)."""
+
+    n_share: Annotated[int, Field(ge=0)] = 5
+    """Leading blocks shared by all heads, 0..n_layers+2 (OMGD's scripts: 5, i.e. everything;
+    OMGD's code default 0 shares nothing)."""
+
+    heads: Annotated[int, Field(ge=1)] = 2
+    """Number of heads, one per teacher (OMGD: 2, wide and deep teacher)."""
+
+    @model_validator(mode="after")
+    def _share_fits(self) -> OMGDPatchGANOptions:
+        if self.n_share > self.n_layers + 2:
+            raise ValueError(
+                f"n_share {self.n_share} exceeds the {self.n_layers + 2} blocks of a PatchGAN "
+                f"with n_layers {self.n_layers}"
+            )
+        return self
+
+
 # -- unconditional generators and discriminators (GCC's SAGAN, CAGC's StyleGAN2) --------------
 
 

@@ -157,6 +157,12 @@ def _discriminators(spec: Any) -> list[tuple[str, Any]]:
     return found
 
 
+def generator_input_shape(module: Any, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Unconditional generators (an integer ``z_dim`` attribute) take a latent, others images."""
+    z_dim = getattr(module, "z_dim", None)
+    return (z_dim,) if isinstance(z_dim, int) else image_shape
+
+
 def spec_modules(spec: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """The networks of ``spec`` to profile, each ``{name, module, shape, arch, generator}``.
 
@@ -172,10 +178,11 @@ def spec_modules(spec: Any) -> tuple[list[dict[str, Any]], list[str]]:
     in_ch = shape[0]
     teacher = build_arch(t_arch, "teacher.arch")
     student = build_arch(s_arch, "student.arch")
-    out_shape = output_shapes(student, example_inputs(shape))[0][1:]
+    t_shape, s_shape = generator_input_shape(teacher, shape), generator_input_shape(student, shape)
+    out_shape = output_shapes(student, example_inputs(s_shape))[0][1:]
     items = [
-        dict(name="teacher", module=teacher, shape=shape, arch=t_arch.type, generator=True),
-        dict(name="student", module=student, shape=shape, arch=s_arch.type, generator=True),
+        dict(name="teacher", module=teacher, shape=t_shape, arch=t_arch.type, generator=True),
+        dict(name="student", module=student, shape=s_shape, arch=s_arch.type, generator=True),
     ]
     notes: list[str] = []
     paired = getattr(spec, "task", "paired") == "paired"
