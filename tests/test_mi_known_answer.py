@@ -15,7 +15,7 @@ Toys (true I from the reference, reproduced here by the quadrature itself):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -35,6 +35,15 @@ H_BIMODAL = 0.5 * math.log(2 * math.pi * math.e * 1.09)  # T ~ N(0, 1 + 0.3²)
 
 Pairs = Callable[[int], tuple[Tensor, Tensor]]
 LogDensity = Callable[[Tensor, Tensor], Tensor]
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    # Tiny MLPs: intra-op threads only add synchronisation, badly so on a shared, loaded machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def gaussian_pairs(n: int) -> tuple[Tensor, Tensor]:
@@ -157,8 +166,8 @@ def test_vem_bimodal_toy_fast_beats_vid() -> None:
     energy = train_vem(bimodal_pairs, bimodal_sampler(), iterations=800)
     bound = grid_bound(network_energy(energy), log_p_bimodal, H_BIMODAL)
     assert I_BIMODAL - 0.10 <= bound <= I_BIMODAL + 1e-3
-    vid = vid_bound(bimodal_pairs, log_p_bimodal, H_BIMODAL, iterations=300)
-    assert abs(vid) < 0.02
+    vid = vid_bound(bimodal_pairs, log_p_bimodal, H_BIMODAL)
+    assert vid < 0.02  # a Gaussian q cannot beat 0 here (E[t|s] = 0 and T is Gaussian)
     assert bound >= vid + 0.2
     assert bound >= VID_BEST_PER_S_VARIANCE + 0.2
 

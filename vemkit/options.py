@@ -8,10 +8,62 @@ builds the Spec, so an options model never declares ``type``.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
+
+# file -> class qualname -> field name -> docstring. pydantic's own `use_attribute_docstrings`
+# re-reads and re-tokenises a class's source for every class (and for every model made with
+# create_model), which dominated `vemkit validate`'s start-up; one AST parse per file does it.
+_ATTRIBUTE_DOCS: dict[str, dict[str, dict[str, str]]] = {}
+
+
+def _parse_attribute_docs(path: str) -> dict[str, dict[str, str]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError):
+        return {}
+    found: dict[str, dict[str, str]] = {}
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            qualname = f"{prefix}{node.name}"
+            docs: dict[str, str] = {}
+            for stmt, following in zip(node.body, [*node.body[1:], None], strict=True):
+                if (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and isinstance(following, ast.Expr)
+                    and isinstance(following.value, ast.Constant)
+                    and isinstance(following.value.value, str)
+                ):
+                    docs[stmt.target.id] = inspect.cleandoc(following.value.value)
+            found[qualname] = docs
+            visit(node.body, f"{qualname}.")
+
+    visit(tree.body, "")
+    return found
+
+
+def apply_attribute_docstrings(cls: type[BaseModel]) -> None:
+    """Use the docstring under each field as its description (unless one is given)."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return
+    if path not in _ATTRIBUTE_DOCS:
+        _ATTRIBUTE_DOCS[path] = _parse_attribute_docs(path)
+    docs = _ATTRIBUTE_DOCS[path].get(cls.__qualname__, {})
+    for name, field in cls.__pydantic_fields__.items():
+        if field.description is None and name in docs:
+            field.description = docs[name]
 
 
 class Options(BaseModel):
@@ -20,11 +72,15 @@ class Options(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        use_attribute_docstrings=True,
         validate_default=True,
         protected_namespaces=(),
         defer_build=True,
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        apply_attribute_docstrings(cls)
 
 
 class Slot:

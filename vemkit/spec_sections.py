@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vemkit.options import Slot
+from vemkit.options import Slot, apply_attribute_docstrings
 
 SPEC_VERSION = 1
 
@@ -20,11 +20,15 @@ class Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        use_attribute_docstrings=True,
         validate_default=True,
         protected_namespaces=(),
         defer_build=True,
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        apply_attribute_docstrings(cls)
 
 
 class DataSection(Section):
