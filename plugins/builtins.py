@@ -12,7 +12,17 @@ from vemkit import hookimpl
 
 @hookimpl
 def vemkit_register(registry) -> None:
-    from vemkit_plugins import archs, data, energies, methods, metrics, mi, optim, samplers
+    from vemkit_plugins import (
+        archs,
+        data,
+        energies,
+        losses,
+        methods,
+        metrics,
+        mi,
+        optim,
+        samplers,
+    )
 
-    for package in (archs, data, energies, methods, metrics, mi, optim, samplers):
+    for package in (archs, data, energies, losses, methods, metrics, mi, optim, samplers):
         package.register(registry)

@@ -53,8 +53,18 @@ def test_readme_command_runs(command, monkeypatch, capsys):
 def test_every_table_command_parses():
     # The command table names every command; each must exist with the flags shown.
     parser = build_parser()
-    for name in ("validate", "plan", "run", "profile", "eval", "report", "data", "export",
-                 "schema", "plugins"):
+    for name in (
+        "validate",
+        "plan",
+        "run",
+        "profile",
+        "eval",
+        "report",
+        "data",
+        "export",
+        "schema",
+        "plugins",
+    ):
         assert f"`vemkit {name}" in README, name
         with pytest.raises(SystemExit) as info:
             parser.parse_args([name, "--help"])

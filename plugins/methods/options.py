@@ -54,14 +54,16 @@ outputs of residual blocks 3, 6 and 9."""
 class OMGDOptions(Options):
     """OMGD — Online Multi-Granularity Distillation (Ren et al., ICCV 2021).
 
-    The teachers are trained from scratch alongside the student. pix2pix: the spec's teacher
-    (the wide U-Net, ngf 64) and ``deep_teacher`` (U-Net-deepest, ngf 16) share the multi-head
-    ``discriminator`` and learn with GAN + ``lambda_rec``·L1; the student has no GAN loss and no
-    L1 to the ground truth: per teacher image it minimises ``omgd.ssim`` + ``omgd.style`` +
-    ``omgd.feature`` + ``omgd.tv``, plus ``omgd.cd`` (channel distillation) against the wide
-    teacher. CycleGAN (unpaired data): one teacher pair (Mobile ResNets, ngf 64) with CycleGAN
-    losses, no deep teacher; the student learns from the best teacher so far
-    (``best_teacher_schedule``). Defaults are OMGD's edges→shoes U-Net setting.
+    The teachers are trained from scratch alongside the student (``teacher.mode: online``).
+    pix2pix (``task: paired``): the spec's teacher (the wide U-Net, ngf 64) and ``deep_teacher``
+    (U-Net-deepest, ngf 16) share the multi-head ``discriminator`` and learn with hinge GAN +
+    ``lambda_rec``·L1; the student has no GAN loss and no L1 to the ground truth: per teacher
+    image it minimises ``omgd.ssim`` + ``omgd.style`` + ``omgd.feature`` + ``omgd.tv``, plus
+    ``omgd.cd`` (channel distillation) against the wide teacher. CycleGAN (``task: unpaired``):
+    one teacher pair (the spec's teacher G_A plus a reverse generator G_B of the same arch, Mobile
+    ResNets ngf 64 in OMGD) with discriminators D_A, D_B and the CycleGAN losses; the student
+    (A→B) distils from G_A's output with the same terms. Defaults are OMGD's edges→shoes U-Net
+    setting.
     """
 
     ssim_weight: NonNegative = 10.0
@@ -77,18 +79,20 @@ class OMGDOptions(Options):
 
     tv_weight: NonNegative = 1e-5
     """Weight of ``omgd.tv``, the total variation of the student image (AGD_weights[3]); tuned
-    for the *summed* TV (``tv_reduction: sum``)."""
+    for the *summed* TV (``tv_reduction: sum``). With two teachers OMGD counts it twice (once
+    per teacher), and so does vemkit."""
 
     tv_reduction: Literal["sum", "mean"] = "sum"
     """``sum`` over batch, channels and pixels as OMGD (scales with batch and resolution), or
     ``mean`` (sum of the mean horizontal and mean vertical differences)."""
 
-    perceptual: Literal["inception", "vgg16"] = "inception"
+    perceptual: Literal["inception", "vgg16", "random_vgg16"] = "inception"
     """Network of the style and feature losses. OMGD uses ``vgg16`` (ImageNet weights, not
     obtainable offline: give ``vgg_weights`` or put torchvision's vgg16-397923af.pth in
-    $TORCH_HOME/hub/checkpoints). ``inception`` (default, available offline) taps the FID
-    Inception at 4 stages (64, 192, 288, 768 channels); results with it are a substitute for
-    OMGD's, not a reproduction."""
+    $TORCH_HOME/hub/checkpoints). ``inception`` (default, available offline; images of at least
+    43 px) taps the FID Inception at 4 stages (64, 192, 288, 768 channels); results with it are
+    a substitute for OMGD's, not a reproduction. ``random_vgg16``: VGG16 with random weights,
+    for tests only. The network is frozen and is not saved in checkpoints."""
 
     vgg_weights: str | None = None
     """Path of torchvision's ImageNet VGG16 state dict (``perceptual: vgg16`` only); null reads
@@ -105,49 +109,51 @@ class OMGDOptions(Options):
     OMGD's scripts: 10 edges→shoes U-Net, 50 Cityscapes U-Net, 100 edges→shoes ResNet and
     summer→winter, 500 horse→zebra, off for Cityscapes ResNet."""
 
-    cd_student_taps: Annotated[list[str], Field(min_length=1)] = list(UNET_CD_TAPS)
-    """Dotted module paths of the student's channel-distillation taps. Default: OMGD's 4 U-Net
-    taps (2·ngf @ 64², 8·ngf @ 16², 16·ngf @ 16², 4·ngf @ 64²); for Mobile ResNets use
-    ``[model.9, model.12, model.15, model.18]``."""
+    cd_student_taps: Annotated[list[str], Field(min_length=1)] | None = None
+    """Dotted module paths of the student's channel-distillation taps; null = OMGD's taps for
+    the student's arch: ``unet`` → the 4 U-Net taps (2·ngf @ 64², 8·ngf @ 16², 16·ngf @ 16²,
+    4·ngf @ 64² at 256 px), ``mobile_resnet`` → ``[model.9, model.12, model.15, model.18]``."""
 
     cd_teacher_taps: list[str] | None = None
     """Dotted module paths of the matching taps in the wide teacher; null = the student's paths
     (OMGD hooks the same names in both). Each pair gets an adapter 1×1 conv (no bias) →
-    BatchNorm → ReLU from the student's to the teacher's width."""
+    BatchNorm → ReLU from the student's to the teacher's width (read from the taps when the run
+    is compiled); the adapters are trained with the student."""
 
     lambda_rec: NonNegative = 100.0
-    """Weight of the teachers' L1 to the ground truth (pix2pix; OMGD lambda_recon)."""
+    """Weight of the pix2pix teachers' L1 to the ground truth (OMGD lambda_recon)."""
 
     lambda_gan: NonNegative = 1.0
     """Weight of the teachers' GAN loss (OMGD lambda_gan)."""
 
-    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "hinge"
-    """Adversarial loss of teachers and discriminators: ``hinge`` in OMGD's pix2pix, ``lsgan`` in
-    its CycleGAN setting."""
+    gan_mode: Literal["hinge", "lsgan", "vanilla"] | None = None
+    """Adversarial loss of teachers and discriminators; null = OMGD's choice for the task:
+    ``hinge`` for pix2pix, ``lsgan`` for CycleGAN."""
 
     n_dis: Annotated[int, Field(ge=1)] = 1
-    """pix2pix: teachers and discriminator are updated every n_dis student steps (1 edges→shoes,
-    3 Cityscapes). CycleGAN: a student phase lasts n_dis × ``cycle_teacher_epochs`` epochs unless
-    ``cycle_student_epochs`` is given (OMGD horse→zebra: n_dis 4, i.e. 40 epochs)."""
+    """Teachers and discriminators are updated every n_dis iterations, the student every
+    iteration (OMGD pix2pix: 1 edges→shoes, 3 Cityscapes). OMGD's CycleGAN scripts use n_dis
+    for the length of the best-teacher schedule instead (not implemented here; keep 1)."""
 
     deep_teacher: Annotated[dict[str, Any] | None, Slot("arch")] = {
         "type": "unet_deepest",
         "ngf": 16,
     }
-    """The second ("deeper") pix2pix teacher, trained like the spec's teacher and judged by the
+    """pix2pix: the second ("deeper") teacher, trained like the spec's teacher and judged by the
     discriminator's second head (OMGD: U-Net-deepest ngf 16; ``mobile_resnet_deepest`` ngf 16
-    in the ResNet pix2pix setting). null: one teacher only (OMGD's CycleGAN setting)."""
+    in the ResNet pix2pix setting). null: one teacher only. Must be null for CycleGAN (one
+    teacher pair)."""
 
-    discriminator: Annotated[dict[str, Any], Slot("arch")] = {
-        "type": "omgd_patchgan",
-        "input_nc": 6,
-        "ndf": 128,
-        "n_share": 5,
-        "heads": 2,
-    }
-    """Discriminator of the teachers. pix2pix: OMGD's shared two-head PatchGAN on concat(A, B)
-    (ndf 128, all 5 blocks shared). CycleGAN: a plain PatchGAN per direction, as OMGD, e.g.
-    ``{type: patchgan, ndf: 64, norm: instance}``."""
+    deep_teacher_checkpoint: str | None = None
+    """Weights of ``deep_teacher`` (safetensors or an official ``.pth``) to start from; the
+    counterpart of ``teacher.checkpoint`` (needed with ``teacher.mode: frozen``)."""
+
+    discriminator: Annotated[dict[str, Any] | None, Slot("arch")] = None
+    """Discriminator of the teachers; null = OMGD's for the task. pix2pix: the shared
+    multi-head PatchGAN on concat(A, B), ``{type: omgd_patchgan, ndf: 128, n_share: 5}`` with
+    one head per teacher and input_nc = input + output channels; a discriminator with heads is
+    called as D(x, head). CycleGAN: D_A and D_B, each ``{type: patchgan, ndf: 64, norm:
+    instance}`` on images of the output channels."""
 
     lambda_cycle: NonNegative = 10.0
     """CycleGAN: weight of both cycle-consistency L1 terms (lambda_A = lambda_B)."""
@@ -158,23 +164,18 @@ class OMGDOptions(Options):
     pool_size: Annotated[int, Field(ge=0)] = 50
     """CycleGAN: size of each discriminator's history of generated images (0: no pool)."""
 
-    best_teacher_schedule: bool = True
-    """CycleGAN: alternate phases as OMGD — train the teachers ``cycle_teacher_epochs`` epochs,
-    then load the best-FID teacher so far, train the student on it, restore the latest teacher.
-    Off: the student learns every step from the current teacher."""
-
-    cycle_teacher_epochs: Annotated[int, Field(ge=1)] = 10
-    """CycleGAN: teacher epochs between student phases (OMGD save_epoch_freq 10)."""
-
-    cycle_student_epochs: Annotated[int, Field(ge=1)] | None = None
-    """CycleGAN: student epochs per phase; null = n_dis × ``cycle_teacher_epochs`` (OMGD)."""
+    best_teacher_schedule: bool = False
+    """CycleGAN: OMGD alternates phases — the teachers train ``save_epoch_freq`` epochs, then the
+    student trains n_dis × ``save_epoch_freq`` epochs against the best-FID teacher so far, then
+    the latest teacher is restored. Not implemented in vemkit (true is refused): the student
+    learns every iteration from the current teacher's output on the same batch."""
 
     @model_validator(mode="after")
     def _taps_pair_up(self) -> OMGDOptions:
-        teacher = self.cd_teacher_taps
-        if teacher is not None and len(teacher) != len(self.cd_student_taps):
+        teacher, student = self.cd_teacher_taps, self.cd_student_taps
+        if teacher is not None and student is not None and len(teacher) != len(student):
             raise ValueError(
                 f"cd_teacher_taps has {len(teacher)} paths but cd_student_taps "
-                f"{len(self.cd_student_taps)}: the taps are compared pairwise"
+                f"{len(student)}: the taps are compared pairwise"
             )
         return self

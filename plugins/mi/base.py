@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from vemkit_plugins.mi.hooks import MIRunHooks
 
-class MITerm(nn.Module):
-    """Base class of the MI terms."""
+
+class MITerm(MIRunHooks, nn.Module):
+    """Base class of the MI terms; ``MIRunHooks`` makes every term a run plugin."""
 
     has_energy_phase: bool = False
     """True when the term trains its parameters in an energy phase of its own (VEM)."""

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from vemkit.commands._common import add_command
-from vemkit.errors import VemkitError
 
 
 def add_parser(sub: Any) -> None:
@@ -14,12 +13,30 @@ def add_parser(sub: Any) -> None:
         sub,
         "report",
         help="write report.html/report.md for one or more run directories",
-        description="write report.html/report.md for one or more run directories.",
-        examples="  vemkit report runs/quickstart\n",
+        description="Write a report of one or more run directories: a paper-style table "
+        "(method, MACs and params with ratios to the teacher, each metric of eval.json with "
+        "its direction), loss and metric curves from metrics.jsonl, sample grids and the "
+        "resolved specs. report.html is self-contained (images embedded); report.md has its "
+        "PNGs beside it. Runs that differ only in seed (and name/output) make one row with "
+        "mean ± std. Run `vemkit eval RUN_DIR` first for MACs/params and final scores.",
+        examples="  vemkit report runs/quickstart\n"
+        "  vemkit report runs/omgd-s0 runs/omgd-s1 runs/omgd-vem-s0 runs/omgd-vem-s1 "
+        "--out reports/ablation --title 'OMGD vs OMGD + VEM'\n",
         func=run,
     )
-    parser.add_argument("targets", nargs="+", metavar="SPEC_OR_RUN_DIR")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: the run directory for one run, else report/ beside the runs)",
+    )
+    parser.add_argument("--title", help="report title")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise VemkitError("'vemkit report' is not available in this version yet")
+    from vemkit.report import write_report
+
+    written = write_report(args.run_dirs, args.out, args.title)
+    print(f"wrote {written['html']}")
+    print(f"wrote {written['md']}")
+    return 0

@@ -1,0 +1,21 @@
+"""Built-in loss terms (``loss`` kind) for the spec's ``losses:`` list: ``l1`` and ``mse``
+between two named tensors (``student.out``, ``teacher.out``, ``target``, ``input`` or feature
+taps ``student:<dotted.path>``)."""
+
+from __future__ import annotations
+
+from vemkit_plugins.losses import options as o
+
+EXAMPLE = {"inputs": ["student.out", "teacher.out"]}
+
+
+def register(registry) -> None:
+    """Add this package's components to ``registry``."""
+    for name, options in (("l1", o.L1LossOptions), ("mse", o.MSELossOptions)):
+        registry.add(
+            "loss",
+            name,
+            options=options,
+            factory=f"vemkit_plugins.losses.distance:{name}",
+            example=EXAMPLE,
+        )

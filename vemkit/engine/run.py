@@ -1,0 +1,355 @@
+"""``vemkit.run(spec)`` / ``vemkit run``: compile a spec and train it, or continue a run.
+
+Two ways to start from earlier weights, never mixed (LightlyTrain's split):
+
+* **resume** (``vemkit run --resume RUN_DIR``, :func:`resume`): the exact continuation of a
+  stopped or killed run from its newest valid checkpoint: weights, optimizers, schedules, RNG,
+  data position, the components' state. The run directory's spec is used; a spec given
+  besides must be the same (same hash), otherwise the resume is refused.
+* **warm start** (``teacher.checkpoint``, ``student.init`` in the spec): a new run that loads
+  weights and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vemkit.errors import VemkitError
+
+SPEC_FILE = "spec.resolved.yaml"
+RUN_INFO = "run.json"
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` did."""
+
+    run_dir: Path | None
+    status: str
+    """``finished`` or ``stopped`` (``stop_at`` reached)."""
+    step: int
+    checkpoint: Path | None
+    """The last checkpoint written (or resumed from)."""
+    eval: dict[str, float] = field(default_factory=dict)
+    """The last evaluation's scores."""
+    program: Any = None
+
+
+# -- spec identity --------------------------------------------------------------------------
+def spec_hash(spec: Any) -> str:
+    """SHA-256 of the resolved spec (defaults filled in): equal specs, equal hashes."""
+    text = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            sub = f"{path}.{k}" if path else str(k)
+            if k not in a or k not in b:
+                out.append(sub)
+            else:
+                out += _diff(a[k], b[k], sub)
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in _diff(x, y, f"{path}.{i}")]
+    return [] if a == b else [path or "<root>"]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def run_info(spec: Any, registry: Any) -> dict[str, Any]:
+    """Spec hash, versions and plugins of a run (``run.json`` and every checkpoint)."""
+    import torch
+
+    from vemkit import __version__
+
+    return {
+        "spec_hash": spec_hash(spec),
+        "vemkit": __version__,
+        "torch": torch.__version__,
+        "git": _git_commit(),
+        "plugins": {
+            name: {"distribution": p.distribution, "version": p.version, "ok": p.ok}
+            for name, p in sorted(getattr(registry, "plugins", {}).items())
+        },
+    }
+
+
+def resolved_yaml(spec: Any, info: dict[str, Any]) -> str:
+    """The resolved spec with a comment header naming versions (loadable by ``load_spec``)."""
+    plugins = ", ".join(f"{n} {p['version'] or '?'}" for n, p in info["plugins"].items() if p["ok"])
+    header = [
+        f"# resolved spec of run '{spec.name}' (defaults filled in)",
+        f"# vemkit {info['vemkit']}, torch {info['torch']}"
+        + (f", git {info['git']}" if info.get("git") else ""),
+        f"# plugins: {plugins or 'none'}",
+        f"# spec sha256: {info['spec_hash']}",
+    ]
+    return "\n".join(header) + "\n" + spec.to_yaml()
+
+
+def _read_run_spec(run_dir: Path, registry: Any, overrides: Sequence[str] = ()) -> Any:
+    from vemkit.errors import SpecError
+    from vemkit.spec import validate_source
+    from vemkit.spec_source import read_source
+
+    path = run_dir / SPEC_FILE
+    if not path.is_file():
+        raise VemkitError(f"{run_dir}: not a run directory (no {SPEC_FILE})")
+    spec, problems = validate_source(read_source(path), overrides, reg=registry)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def _stored_hash(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / RUN_INFO).read_text(encoding="utf-8"))["spec_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _refuse_other_spec(run_dir: Path, spec: Any, stored: Any) -> None:
+    if spec_hash(spec) == spec_hash(stored):
+        return
+    changed = _diff(stored.to_dict(), spec.to_dict())
+    raise VemkitError(
+        f"{run_dir} holds a run of a different spec (changed: {', '.join(changed[:8])}"
+        f"{', ...' if len(changed) > 8 else ''}); a resume continues the same spec exactly. "
+        "Start a new run with another output.dir, or warm-start from its weights with "
+        "student.init / teacher.checkpoint."
+    )
+
+
+# -- running --------------------------------------------------------------------------------
+def run(
+    spec: Any,
+    *,
+    run_dir: str | Path | None = None,
+    callbacks: Sequence[Any] = (),
+    registry: Any = None,
+    progress: bool | None = None,
+    stop_at: int | None = None,
+    overwrite: bool = False,
+) -> RunResult:
+    """Train a new run of ``spec`` in ``run_dir`` (default: the spec's ``output.dir``).
+
+    A run directory that already holds a run is refused (continue it with :func:`resume`)
+    unless ``overwrite``. ``stop_at`` stops after that many iterations, with a checkpoint, as
+    if the run had been interrupted there. ``callbacks``: extra run plugins (objects with
+    ``vemkit.engine.hookspecs.hookimpl`` methods).
+    """
+    from vemkit import registry as registry_module
+
+    reg = registry or registry_module.default()
+    directory = Path(run_dir) if run_dir is not None else Path(spec.run_dir())
+    fresh = "overwrite" if overwrite else "new"
+    return _train(spec, directory, reg, callbacks, progress, stop_at, checkpoint=None, fresh=fresh)
+
+
+def _claim(directory: Path, spec: Any, overwrite: bool) -> None:
+    """Refuse a run directory that holds a run (or clear it with ``overwrite``)."""
+    if not ((directory / RUN_INFO).exists() or (directory / "checkpoints").exists()):
+        return
+    if not overwrite:
+        same = _stored_hash(directory) == spec_hash(spec)
+        raise VemkitError(
+            f"{directory} already holds a run"
+            + (
+                f" of this spec; continue it with `vemkit run --resume {directory}`"
+                if same
+                else " of a different spec"
+            )
+            + ", or choose another output.dir"
+        )
+    for name in ("checkpoints", "samples", "tensorboard", "metrics.jsonl", RUN_INFO):
+        target = directory / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def resume(
+    run_dir: str | Path,
+    *,
+    spec: Any = None,
+    overrides: Sequence[str] = (),
+    callbacks: Sequence[Any] = (),
+    registry: Any = None,
+    progress: bool | None = None,
+    stop_at: int | None = None,
+) -> RunResult:
+    """Continue the run in ``run_dir`` exactly from its newest valid checkpoint (a run killed
+    before its first checkpoint starts again from step 0, which is the same thing)."""
+    from vemkit import registry as registry_module
+    from vemkit.engine import checkpoint as ckpt
+
+    reg = registry or registry_module.default()
+    directory = Path(run_dir)
+    if not directory.is_dir():
+        raise VemkitError(f"--resume {directory}: no such run directory")
+    stored = _read_run_spec(directory, reg)
+    if spec is not None or overrides:
+        candidate = spec if spec is not None else _read_run_spec(directory, reg, overrides)
+        _refuse_other_spec(directory, candidate, stored)
+    recorded = _stored_hash(directory)
+    if recorded is not None and recorded != spec_hash(stored):
+        raise VemkitError(
+            f"{directory}/{SPEC_FILE} was modified after the run started (its hash differs from "
+            f"{RUN_INFO}); restore it, or start a new run"
+        )
+    path, skipped = ckpt.latest(directory)
+    for problem in skipped:
+        print(f"warning: skipping {problem}", flush=True)
+    checkpoint = ckpt.load(path) if path is not None else None
+    if checkpoint is not None and checkpoint.info.get("spec_hash") != spec_hash(stored):
+        raise VemkitError(f"{path}: was written by a run of a different spec")
+    return _train(stored, directory, reg, callbacks, progress, stop_at, checkpoint=checkpoint)
+
+
+def _train(
+    spec: Any,
+    run_dir: Path,
+    reg: Any,
+    callbacks: Sequence[Any],
+    progress: bool | None,
+    stop_at: int | None,
+    *,
+    checkpoint: Any,
+    fresh: str | None = None,
+) -> RunResult:
+    import sys
+
+    from vemkit.engine import distributed
+    from vemkit.engine.checkpoint import write_text_atomic
+    from vemkit.engine.loop import Trainer, deterministic, pick_device
+    from vemkit.engine.program import compile as compile_program
+
+    if spec.eval.metrics and spec.data.eval is None:
+        raise VemkitError("eval.metrics: evaluation needs data.eval (an evaluation dataset)")
+    want_cuda = spec.train.device == "cuda" or (spec.train.device == "auto" and _cuda_available())
+    dist = distributed.setup("cuda" if want_cuda else "cpu")
+    try:
+        device = pick_device(spec.train.device, dist)
+        info = run_info(spec, reg)
+        spec_yaml = resolved_yaml(spec, info)
+        if fresh is not None:
+            # Every process looks before any writes (the barrier), so all refuse together.
+            if dist.main or fresh == "new":
+                _claim(run_dir, spec, overwrite=fresh == "overwrite" and dist.main)
+            distributed.barrier(dist)
+        if dist.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run_dir / SPEC_FILE, spec_yaml)
+            write_text_atomic(
+                run_dir / RUN_INFO,
+                json.dumps({**info, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1)
+                + "\n",
+            )
+        train_set = reg.build("dataset", spec.data.train, seed=spec.seed)
+        program = compile_program(
+            spec,
+            registry=reg,
+            callbacks=callbacks,
+            warm_start=checkpoint is None,
+            context={"num_samples": len(train_set)},
+        )
+        for note in program.notes:
+            if dist.main:
+                print(f"note: {note}", file=sys.stderr, flush=True)
+        program.to(device)
+        if spec.train.compile:
+            import torch._inductor.config  # noqa: F401 - so that deterministic mode reaches it
+        with deterministic(spec.train.deterministic, device):
+            if spec.train.compile:
+                for name in ("teacher", "student"):
+                    program.module(name).compile()
+            program.finalise()
+            distributed.broadcast_modules(
+                dist, [e.module for e in program.modules.values() if e.trainable]
+            )
+            eval_set = (
+                reg.build("dataset", spec.data.eval, seed=spec.seed, augment=False)
+                if spec.data.eval is not None
+                else None
+            )
+            metrics = [reg.build("metric", m) for m in spec.eval.metrics]
+            trainer = Trainer(
+                program,
+                run_dir=run_dir,
+                dist=dist,
+                train_set=train_set,
+                eval_set=eval_set,
+                metrics=metrics,
+                spec_yaml=spec_yaml,
+                info=info,
+                progress_bar=sys.stderr.isatty() if progress is None else progress,
+                stop_at=stop_at,
+            )
+            if checkpoint is not None:
+                trainer.restore(checkpoint)
+            status = trainer.train()
+        return RunResult(
+            run_dir,
+            status,
+            trainer.progress.step,
+            trainer.last_checkpoint,
+            trainer.last_eval,
+            program,
+        )
+    finally:
+        distributed.teardown(dist)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# -- the command ------------------------------------------------------------------------------
+def run_command(args: argparse.Namespace) -> int:
+    """``vemkit run SPEC [--set ...]`` or ``vemkit run --resume RUN_DIR [SPEC]``."""
+    from vemkit.spec import load_spec
+
+    overrides = list(getattr(args, "overrides", []) or [])
+    if args.resume:
+        spec = load_spec(args.spec, overrides) if args.spec else None
+        result = resume(args.resume, spec=spec, overrides=() if args.spec else overrides)
+    else:
+        if not args.spec:
+            raise VemkitError("give a spec file (vemkit run SPEC), or --resume RUN_DIR")
+        result = run(load_spec(args.spec, overrides))
+    total = result.program.spec.train.iterations if result.program is not None else "?"
+    scores = ", ".join(f"{k} {v:.4g}" for k, v in result.eval.items())
+    print(
+        f"{result.status} at step {result.step}/{total}; run directory {result.run_dir}"
+        + (f"; last checkpoint {result.checkpoint}" if result.checkpoint else "")
+        + (f"; eval: {scores}" if scores else "")
+    )
+    return 0
