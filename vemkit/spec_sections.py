@@ -89,6 +89,9 @@ class TrainSection(Section):
     """Stop after this many consecutive steps with a NaN/Inf loss (each such step is skipped)."""
     workers: Annotated[int, Field(ge=0)] = 0
     """Data-loader worker processes."""
+    threads: Annotated[int, Field(gt=0)] | None = None
+    """CPU threads for PyTorch's intra-op parallelism; ``null`` keeps PyTorch's default (all
+    cores). Small CPU runs on busy machines are often several times faster with 1."""
 
 
 class EvalSection(Section):

@@ -8,3 +8,6 @@ from vemkit_plugins.methods import options as o
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
     registry.add("method", "kd", options=o.KDOptions, factory="vemkit_plugins.methods.kd:build")
+    registry.add(
+        "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
+    )

@@ -256,6 +256,10 @@ def _train(
     dist = distributed.setup("cuda" if want_cuda else "cpu")
     try:
         device = pick_device(spec.train.device, dist)
+        if spec.train.threads is not None:
+            import torch
+
+            torch.set_num_threads(spec.train.threads)
         info = run_info(spec, reg)
         spec_yaml = resolved_yaml(spec, info)
         if fresh is not None:
@@ -284,7 +288,8 @@ def _train(
                 print(f"note: {note}", file=sys.stderr, flush=True)
         program.to(device)
         if spec.train.compile:
-            import torch._inductor.config  # noqa: F401 - so that deterministic mode reaches it
+            # imported so that deterministic mode reaches the inductor's settings
+            import torch._inductor.config
         with deterministic(spec.train.deterministic, device):
             if spec.train.compile:
                 for name in ("teacher", "student"):
