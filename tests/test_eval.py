@@ -68,11 +68,10 @@ class Latent(nn.Module):
 
 @pytest.fixture(scope="module")
 def reg() -> Registry:
-    from vemkit_plugins import archs, data, metrics
+    from vemkit_plugins import builtins
 
     r = Registry()
-    for package in (archs, data, metrics):
-        package.register(r)
+    builtins.vemkit_register(registry=r)
     r.add("arch", "copy", options=CopyOptions, factory=lambda o, **_: Copy())
     r.add("arch", "latent", options=LatentOptions, factory=lambda o, **_: Latent())
     return r
@@ -252,9 +251,7 @@ def test_unconditional_latents_are_seeded_and_shared(reg, data_root, tmp_path):
     assert again["student"]["metrics"] == first["student"]["metrics"]
     assert first["student"]["input_shape"] == [16]
     # The latents follow the spec's seed.
-    other = Source(
-        spec.model_copy(update={"seed": 6}), weights={"student": str(weights)}, notes=[]
-    )
+    other = Source(spec.model_copy(update={"seed": 6}), weights={"student": str(weights)}, notes=[])
     moved = evaluate(other, registry=reg, metrics=[{"type": "l1"}], teacher=False)
     assert moved["student"]["metrics"]["l1"] != first["student"]["metrics"]["l1"]
     assert not math.isnan(moved["student"]["metrics"]["l1"])

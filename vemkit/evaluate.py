@@ -205,7 +205,7 @@ def _metric_configs(spec: Any, metrics: Sequence[Any] | None, reg: Any) -> list[
             out.append(reg.options("metric", config))
         except ValidationError as exc:
             lines = [
-                f"--metrics.{i}.{'.'.join(str(p) for p in e['loc'][1:]) or 'type'}: {e['msg']}"
+                f"--metrics.{i}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                 for e in exc.errors()
             ]
             raise VemkitError("\n".join(lines)) from None
@@ -245,7 +245,7 @@ def _batches(
     batch_size: int,
     device: Any,
     seed: int,
-    desc: str,
+    role: str,
     progress: bool,
 ) -> Iterator[tuple[dict[str, Any], Any, Any]]:
     """``(batch, generator input, generated images)`` over the first ``n`` eval items."""
@@ -259,7 +259,12 @@ def _batches(
     latents = torch.Generator().manual_seed(seed)
     total = math.ceil(n / batch_size)
     bar = tqdm(
-        total=total, desc=desc, unit="batch", disable=not progress, file=sys.stderr, leave=False
+        total=total,
+        desc=f"eval {role}",
+        unit="batch",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
     )
     try:
         for batch in eval_batches(dataset, batch_size, device=device, limit=n):
@@ -268,13 +273,13 @@ def _batches(
                 if not isinstance(z_dim, int):
                     raise DataError(
                         f"data.eval: items have no 'input' (keys: {', '.join(batch)}) and the "
-                        f"{desc.split()[-1]} has no z_dim to sample latents for"
+                        f"{role} has no z_dim to sample latents for"
                     )
                 count = len(batch["target"]) if "target" in batch else batch_size
                 x = torch.randn(count, z_dim, generator=latents).to(device)
             out = _first_tensor(module(x))
             if not isinstance(out, torch.Tensor):
-                raise VemkitError(f"the {desc.split()[-1]} returned {type(out).__name__}")
+                raise VemkitError(f"the {role} returned {type(out).__name__}, not a tensor")
             bar.update(1)
             yield batch, x, out
     finally:
@@ -395,6 +400,7 @@ def evaluate(
         module.eval().requires_grad_(False)
         # Count before moving: the counter runs on the meta device from CPU tensors.
         result[role] = {"arch": arch.type, "weights": path, **size_of(module, arch, spec)}
+        result[role]["metrics"] = {}
         nets[role] = module.to(dev)
     if teacher:
         t, s = result["teacher"], result["student"]
@@ -438,7 +444,7 @@ def evaluate(
                 batch_size=batch_size,
                 device=dev,
                 seed=spec.seed,
-                desc=f"eval {role}",
+                role=role,
                 progress=progress,
             ):
                 real = batch.get("target")
@@ -447,8 +453,10 @@ def evaluate(
                     m.update(out, real, **extras)
                 if got < keep:
                     take = min(keep - got, len(out))
+                    # Inputs and targets are the same in every pass: keep the first pass's.
+                    first = role == roles[0]
                     for key, value in (("input", x), (role, out), ("target", real)):
-                        if isinstance(value, torch.Tensor):
+                        if isinstance(value, torch.Tensor) and (first or key == role):
                             shown.setdefault(key, []).append(value[:take].detach().cpu())
                     got += take
             scores: dict[str, float] = {}

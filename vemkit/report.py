@@ -513,6 +513,8 @@ def _plot_panel(ax: Any, runs: Sequence[Run], key: str, legend: bool) -> None:
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
+    # Plain tick labels: an offset ("+1.07e1") hides what the numbers are at a glance.
+    ax.ticklabel_format(axis="y", useOffset=False)
     if legend and len(runs) > 1:
         ax.legend(fontsize=7)
 
