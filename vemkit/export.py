@@ -18,12 +18,10 @@ Where the student comes from (:func:`load_student`):
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +30,7 @@ import torch
 from torch import nn
 
 from vemkit.errors import VemkitError
+from vemkit.fileio import atomic_path
 
 Format = Literal["onnx", "torchscript", "safetensors"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "safetensors")
@@ -182,20 +181,7 @@ def default_output(source: str | Path, fmt: str) -> Path:
     return source.parent / "export" / f"{source.stem}{EXTENSIONS[fmt]}"
 
 
-@contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``, renamed onto it when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # some writers create 0600 files; use the usual mode
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+_atomic_target = atomic_path
 
 
 def _first_tensor(out: Any) -> torch.Tensor:

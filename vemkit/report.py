@@ -28,13 +28,13 @@ import re
 import shutil
 import statistics
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vemkit.errors import VemkitError
+from vemkit.fileio import atomic_path
 
 SPEC_FILE = "spec.resolved.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -465,13 +465,8 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _save_figure(fig: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:6]}.png")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -622,9 +617,8 @@ def _beside(src: Path, out: Path, name: str) -> Path:
         src.resolve().relative_to(out.resolve())
     except ValueError:
         dst = out / name
-        tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:6]}")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
         return dst
     return src
 

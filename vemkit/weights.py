@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from vemkit.errors import VemkitError
+from vemkit.fileio import atomic_path
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -240,14 +241,8 @@ def save_weights(
     if metadata is not None:
         meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

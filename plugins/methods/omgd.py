@@ -198,6 +198,11 @@ class OMGD:
             "norm": "instance",
         }
         self.discriminator_config = config
+        if spec.teacher.checkpoint is not None:
+            program.notes.append(
+                "teacher.checkpoint loads G_A only: the reverse generator teacher_B and the "
+                "discriminators start from random weights"
+            )
         for side in ("A", "B"):
             program.add_module(
                 f"{DISCRIMINATOR}_{side}",

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from vemkit.errors import VemkitError
+from vemkit.fileio import atomic_path
 
 
 def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
@@ -38,20 +37,6 @@ def cache_dir(sub: str, override: str | os.PathLike[str] | None = None) -> Path:
             "metric's cache_dir to a writable folder"
         ) from None
     return path
-
-
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it replaces ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> Path:

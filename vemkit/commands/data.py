@@ -86,6 +86,23 @@ def add_parser(sub: Any) -> None:
     )
     get.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    preview = actions.add_parser(
+        "preview",
+        help="save a grid of the first items of a spec's data (or of --dataset) as a PNG",
+        epilog="examples:\n  vemkit data preview specs/quickstart.yaml --out shoes.png\n"
+        "  vemkit data preview --dataset '{type: folder, root: data/fmnist32, split: test}' "
+        "--out fmnist.png\n",
+        formatter_class=fmt,
+    )
+    preview.add_argument("spec", nargs="?", metavar="SPEC", help="spec whose data.train to show")
+    preview.add_argument(
+        "--dataset", action="append", default=[], metavar="YAML", help="a dataset component"
+    )
+    preview.add_argument("--split", help="show this split instead of the configured one")
+    preview.add_argument("--items", type=_positive, default=8, metavar="N", help="items (8)")
+    preview.add_argument("--out", required=True, metavar="PNG", help="image to write")
+    add_set_option(preview)
+
     actions.add_parser(
         "list",
         help="list the demo sets",
@@ -102,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         return _get(args)
     if action == "check":
         return _check(args)
+    if action == "preview":
+        return _preview(args)
     args.data_parser.print_help()
     return 2
 
@@ -223,3 +242,32 @@ def _check(args: argparse.Namespace) -> int:
             checked = "layout checked" if args.quick else "every file decoded"
             print(f"{label}: ok ({summary}; {checked})")
     return status
+
+
+def _preview(args: argparse.Namespace) -> int:
+    """One row per item: input | target (conditional sets) or the images alone (folders)."""
+    import torch
+    from torchvision.utils import save_image
+
+    from vemkit import registry
+    from vemkit.fileio import atomic_path
+
+    reg = registry.default()
+    label, options = _targets(args, reg)[0]
+    build = reg.get("dataset", options.type).resolve_factory()
+    context = {"split_override": args.split} if args.split else {}
+    dataset = build(options, augment=False, **context)
+    count = min(args.items, len(dataset))
+    items = [dataset[i] for i in range(count)]
+    tiles = []
+    for item in items:
+        tiles += [item[k] for k in ("input", "target") if k in item]
+    columns = len(tiles) // count
+    images = [t.expand(3, *t.shape[1:]) if t.shape[0] == 1 else t for t in tiles]
+    grid = (torch.stack(images) + 1) / 2
+    with atomic_path(args.out) as tmp:
+        save_image(
+            grid, tmp, nrow=columns if columns > 1 else 8, padding=2, pad_value=1.0, format="png"
+        )
+    print(f"{label}: wrote {count} items of {options.type} to {args.out}")
+    return 0

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from vemkit.commands._common import add_command
+from vemkit.fileio import write_text_atomic
 
 
 def add_parser(sub: Any) -> None:
@@ -56,11 +55,7 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"{target}: up to date")
         return 0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".schema-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, target)
+    write_text_atomic(target, text)
     print(f"wrote {target}")
     return 0
 

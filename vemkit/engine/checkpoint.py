@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vemkit import fileio
 from vemkit.errors import VemkitError
 
 CHECKPOINTS = "checkpoints"
@@ -136,18 +137,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+write_text_atomic = fileio.write_text_atomic
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path, what: str) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from vemkit.errors import DataError
+from vemkit.fileio import write_text_atomic
 
 MANIFEST = "manifest.json"
 LICENSES = "LICENSES.txt"
@@ -123,10 +124,7 @@ def save_png(array: np.ndarray, path: Path) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Atomic text write (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def progress(items: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterator[Any]:
