@@ -265,9 +265,8 @@ def _preview(args: argparse.Namespace) -> int:
     columns = len(tiles) // count
     images = [t.expand(3, *t.shape[1:]) if t.shape[0] == 1 else t for t in tiles]
     grid = (torch.stack(images) + 1) / 2
+    # Four items per row; an item's input and target sit side by side.
     with atomic_path(args.out) as tmp:
-        save_image(
-            grid, tmp, nrow=columns if columns > 1 else 8, padding=2, pad_value=1.0, format="png"
-        )
+        save_image(grid, tmp, nrow=columns * 4, padding=2, pad_value=1.0, format="png")
     print(f"{label}: wrote {count} items of {options.type} to {args.out}")
     return 0
