@@ -1,7 +1,7 @@
 """Shared helpers of the benchmarks: the machine, side-by-side timing, statistics, output.
 
 How to measure on shared, noisy machines (reference/performance.md): compare only ratios
-measured side by side in one run, alternate the sides (the order changes every repeat, so that
+measured side by side in one run, alternate the sides (the order reverses every repeat, so that
 a load change does not always hit the same side), take several repeats, and report the load
 average before and after. A ratio is computed per repeat from the sides measured next to each
 other, then summarised by its median over the repeats (with the spread), which is robust to a
@@ -10,13 +10,13 @@ burst of load during one repeat.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import json
 import math
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +28,9 @@ __all__ = [
     "load_average",
     "machine_info",
     "markdown_table",
+    "minor_faults",
     "paired_ratio",
+    "retain_freed_memory",
     "run_alternating",
     "summary",
     "sync",
@@ -86,6 +88,41 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
+# -- the allocator ----------------------------------------------------------------------------
+_M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
+_M_MMAP_MAX = -4
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of returning it to the OS.
+
+    By default glibc serves large blocks with ``mmap`` and trims the heap top, so tensors freed at
+    the end of an iteration are handed back and the next iteration's are page-faulted in again
+    (tens of thousands of minor faults per iteration at 64 px): a cost that depends on the heap's
+    history (which side ran before), not on the code measured. With ``mmap`` off and no trimming
+    every block comes from a heap that only grows, and an iteration reuses what the last one
+    freed. Process-wide; returns False where the C library is not glibc (nothing changed).
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    trim = libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    mmap = libc.mallopt(_M_MMAP_MAX, 0)
+    return bool(trim and mmap)
+
+
+def minor_faults() -> int | None:
+    """Minor page faults of this process so far (fresh memory touched); None off Unix."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
 # -- timing -----------------------------------------------------------------------------------
 def sync(device: Any) -> None:
     """Wait for the device's queued work (CUDA); a no-op on the CPU."""
@@ -96,14 +133,10 @@ def sync(device: Any) -> None:
 
 
 def alternating_order(names: Sequence[str], repeat: int) -> list[str]:
-    """The order of the sides in repeat ``repeat``: rotated by one every repeat and reversed on
-    odd repeats, so that each side runs first, last and next to each other side in turn."""
-    n = len(names)
-    if n == 0:
-        return []
-    k = repeat % n
-    order = list(names[k:]) + list(names[:k])
-    return order[::-1] if repeat % 2 else order
+    """The order of the sides in repeat ``repeat``: as given on even repeats, reversed on odd
+    ones (A B C, C B A, A B C, ...). Sides compared with each other are listed next to each
+    other, so that they always run back to back, each one first in every other repeat."""
+    return list(names) if repeat % 2 == 0 else list(names)[::-1]
 
 
 def run_alternating(
@@ -188,19 +221,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` through a temporary file and a rename."""
+    """Write ``data`` as indented JSON to ``path`` atomically (vemkit's one writer), creating
+    its folder."""
+    from vemkit.fileio import write_text_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_json_safe(data), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, json.dumps(_json_safe(data), indent=1) + "\n")
 
 
 def now() -> float:

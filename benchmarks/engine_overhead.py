@@ -1,6 +1,7 @@
 """Engine tax and VEM's cost per iteration, measured side by side in one run.
 
-Four training sides per resolution, alternated every repeat (``_timing.alternating_order``):
+Four training sides per resolution, run in this order and in reverse on every other repeat
+(``_timing.alternating_order``), so that the sides compared always run back to back:
 
 * ``engine_none`` / ``engine_vem``: ``vemkit.engine.run`` of a spec with ``method: kd``, an
   online U-Net teacher (trained by its L1 to the target, ``teacher_recon_weight`` 100), a U-Net
@@ -24,6 +25,12 @@ respect to the sample, plus one at batch 2N with respect to the parameters: K+2 
 samples) and ``student_pass`` (one forward+backward at 2N with respect to s: the floor of the
 student term).
 
+The process's glibc malloc is set to keep freed memory (``--malloc retain``, the default): with
+glibc's defaults, tensors freed at the end of an iteration go back to the OS and are page-faulted
+in again, tens of thousands of faults per iteration whose count depends on which side ran before
+(measured: 33k to 77k per iteration at 64 px, on either side). Both sides run under the same
+setting; the JSON records the setting and each side's faults per iteration.
+
 Run: ``python -m benchmarks.engine_overhead [--resolutions 64] [--repeats 6]``. Prints Markdown
 tables; writes JSON to ``benchmarks/results/engine_overhead.json``. Targets
 (reference/performance.md): engine tax ≤ 1.03×, energy phase ≤ 1.1× its floor.
@@ -32,6 +39,7 @@ tables; writes JSON to ``benchmarks/results/engine_overhead.json``. Targets
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
 import statistics
@@ -45,16 +53,16 @@ from typing import Annotated, Any
 if __package__ in (None, ""):  # run as a file: make the package `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from pydantic import Field  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch.utils.data import DataLoader, Dataset
 
-from benchmarks import _timing  # noqa: E402
-from vemkit.engine.hookspecs import hookimpl  # noqa: E402
-from vemkit.options import Options  # noqa: E402
-from vemkit.registry import Registry  # noqa: E402
+from benchmarks import _timing
+from vemkit.engine.hookspecs import hookimpl
+from vemkit.options import Options
+from vemkit.registry import Registry
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "engine_overhead.json"
 ENGINE_TAX_TARGET = 1.03
@@ -65,6 +73,7 @@ LARGE = 256
 """Resolutions from here on use ``--large-iterations`` (an iteration takes seconds on a CPU)."""
 TRAINING_SIDES = ("engine_none", "hand_none", "engine_vem", "hand_vem")
 ENERGY_SIDES = ("energy_phase", "energy_floor", "student_pass")
+MIS = ("none", "vem")
 
 
 # -- the setting ------------------------------------------------------------------------------
@@ -73,10 +82,15 @@ class Setting:
     """One resolution's configuration (the paper's pix2pix setting at 256 px)."""
 
     resolution: int
+    """Image side in pixels (a power of two: the U-Net runs down to 1×1)."""
     batch_size: int = 4
+    """Batch N (paper's pix2pix: 4)."""
     teacher_ngf: int = 64
+    """Width of the online U-Net teacher (pix2pix: 64)."""
     student_ngf: int = 16
+    """Width of the U-Net student (OMGD/VEM: 16)."""
     energy_width: int = 32
+    """``conv_sn`` base width c (authors' pix2pix: 32)."""
     steps: int = 10
     """Langevin steps K."""
     iterations: int = 6
@@ -84,7 +98,9 @@ class Setting:
     warmup: int = 1
     """Untimed iterations before them."""
     device: str = "cpu"
+    """``cpu`` or ``cuda``."""
     seed: int = 0
+    """The spec's seed (module initialisation); the Langevin noise is seeded with seed + 1."""
 
     @property
     def num_downs(self) -> int:
@@ -206,6 +222,7 @@ class _Clock:
         self.first = setting.warmup
         self.last = setting.warmup + setting.iterations
         self.stamps: list[float] = []
+        self.faults: list[int | None] = []
         self.losses: list[dict[str, torch.Tensor]] = []
 
     @hookimpl
@@ -215,6 +232,7 @@ class _Clock:
         if step >= self.first:
             _timing.sync(self.setting.device)
             self.stamps.append(_timing.now())
+            self.faults.append(_timing.minor_faults())
         if step == self.last:
             raise _Done
 
@@ -226,10 +244,20 @@ class _Clock:
         )
 
 
-def run_engine(
-    reg: Registry, setting: Setting, mi: str, workdir: Path
-) -> tuple[list[float], list[dict[str, float]]]:
-    """One engine run; returns the timed iterations' seconds and every iteration's losses."""
+@dataclass
+class SideRun:
+    """What one call of a training side measured."""
+
+    seconds: list[float]
+    """Seconds of each timed iteration (start to start)."""
+    losses: list[dict[str, float]]
+    """Every iteration's phase losses (``teacher``, ``energy``, ``student``)."""
+    faults: list[float]
+    """Minor page faults of each timed iteration (empty where the OS does not count them)."""
+
+
+def run_engine(reg: Registry, setting: Setting, mi: str, workdir: Path) -> SideRun:
+    """One engine run of the benchmark's spec, stopped after the last timed iteration."""
     from vemkit.engine import run
 
     spec = make_spec(reg, spec_config(setting, mi, workdir / f"run-{mi}"))
@@ -240,11 +268,15 @@ def run_engine(
         pass
     else:
         raise RuntimeError("the engine finished before the benchmark's last time stamp")
-    return _intervals(clock.stamps), [_floats(d) for d in clock.losses]
+    return SideRun(
+        _intervals(clock.stamps), [_floats(d) for d in clock.losses], _intervals(clock.faults)
+    )
 
 
-def _intervals(stamps: Sequence[float]) -> list[float]:
-    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+def _intervals(stamps: Sequence[Any]) -> list[Any]:
+    if any(x is None for x in stamps):
+        return []
+    return [b - a for a, b in itertools.pairwise(stamps)]
 
 
 def _floats(losses: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -259,10 +291,8 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_hand(
-    reg: Registry, setting: Setting, mi: str
-) -> tuple[list[float], list[dict[str, float]]]:
-    """The hand-written loop of the same spec; returns what :func:`run_engine` returns."""
+def run_hand(reg: Registry, setting: Setting, mi: str) -> SideRun:
+    """The hand-written loop of the same spec (what :func:`run_engine` runs)."""
     from vemkit.engine.data import epoch_order
 
     spec = make_spec(reg, spec_config(setting, mi, Path(tempfile.gettempdir())))
@@ -298,6 +328,7 @@ def run_hand(
         generator=torch.Generator().manual_seed(spec.seed),
     )
     stamps: list[float] = []
+    faults: list[int | None] = []
     losses: list[dict[str, torch.Tensor]] = []
     last = setting.warmup + setting.iterations
     for i, batch in enumerate(loader):
@@ -308,6 +339,7 @@ def run_hand(
         if i >= setting.warmup:
             _timing.sync(device)
             stamps.append(_timing.now())
+            faults.append(_timing.minor_faults())
         if i == last:
             break
         # teacher: pix2pix's L1 to the target (kd with an online teacher, no GAN)
@@ -336,13 +368,16 @@ def run_hand(
         losses.append(step)
     if len(stamps) != setting.iterations + 1:
         raise RuntimeError("the hand loop ran out of batches before its last time stamp")
-    return _intervals(stamps), [_floats(d) for d in losses]
+    return SideRun(_intervals(stamps), [_floats(d) for d in losses], _intervals(faults))
 
 
 # -- the energy machinery against its floor ---------------------------------------------------
-def energy_sides(reg: Registry, setting: Setting) -> dict[str, Callable[[], list[float]]]:
+def energy_sides(
+    reg: Registry, setting: Setting, faults: dict[str, list[list[float]]]
+) -> dict[str, Callable[[], list[float]]]:
     """``energy_phase``, ``energy_floor`` and ``student_pass`` on fixed tensors (see the module
-    docstring); each call runs one untimed pass, then ``iterations`` timed ones."""
+    docstring); each call runs one untimed pass, then ``iterations`` timed ones (their page
+    faults are appended to ``faults[name]``)."""
     from vemkit_plugins.samplers.langevin import frozen
 
     spec = make_spec(reg, spec_config(setting, "vem", Path(tempfile.gettempdir())))
@@ -353,9 +388,7 @@ def energy_sides(reg: Registry, setting: Setting) -> dict[str, Callable[[], list
     opt = reg.build("optimizer", spec.mi.optimizer, params=list(vem.parameters()))
     n, r = setting.batch_size, setting.resolution
     g = torch.Generator().manual_seed(spec.seed + 7)
-    t_pos, s, teacher = (
-        (torch.rand(n, 3, r, r, generator=g) * 2 - 1).to(device) for _ in range(3)
-    )
+    t_pos, s, teacher = ((torch.rand(n, 3, r, r, generator=g) * 2 - 1).to(device) for _ in range(3))
     t_neg = (s + 0.05 * torch.randn(s.shape, generator=g).to(device)).clamp(-1, 1)
     steps = setting.steps
 
@@ -376,24 +409,28 @@ def energy_sides(reg: Registry, setting: Setting) -> dict[str, Callable[[], list
         with frozen(energy):
             torch.autograd.grad(energy(torch.cat([t_pos, t_neg]), torch.cat([x, x])).sum(), x)
 
-    def timed(fn: Callable[[], None]) -> Callable[[], list[float]]:
+    def timed(name: str, fn: Callable[[], None]) -> Callable[[], list[float]]:
         def side() -> list[float]:
             fn()  # warm-up
-            out = []
+            seconds, counts = [], []
             for _ in range(setting.iterations):
                 _timing.sync(device)
-                start = _timing.now()
+                start, before = _timing.now(), _timing.minor_faults()
                 fn()
                 _timing.sync(device)
-                out.append(_timing.now() - start)
-            return out
+                seconds.append(_timing.now() - start)
+                after = _timing.minor_faults()
+                if before is not None and after is not None:
+                    counts.append(after - before)
+            faults.setdefault(name, []).append(counts)
+            return seconds
 
         return side
 
     return {
-        "energy_phase": timed(energy_phase),
-        "energy_floor": timed(energy_floor),
-        "student_pass": timed(student_pass),
+        "energy_phase": timed("energy_phase", energy_phase),
+        "energy_floor": timed("energy_floor", energy_floor),
+        "student_pass": timed("student_pass", student_pass),
     }
 
 
@@ -412,6 +449,10 @@ def _max_rel_diff(a: list[dict[str, float]], b: list[dict[str, float]]) -> float
     return worst
 
 
+def _median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def _paired_difference(a: list[list[float]], b: list[list[float]]) -> float:
     diffs = [statistics.median(x) - statistics.median(y) for x, y in zip(a, b, strict=True)]
     return statistics.median(diffs) if diffs else math.nan
@@ -422,6 +463,7 @@ def measure(
 ) -> dict[str, Any]:
     """Every side of one setting, alternated over ``repeats``; the summary as plain data."""
     losses: dict[str, list[list[dict[str, float]]]] = {}
+    faults: dict[str, list[list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="vemkit-bench-") as tmp:
         workdir = Path(tmp)
 
@@ -430,16 +472,17 @@ def measure(
 
             def call() -> list[float]:
                 if who == "engine":
-                    seconds, seen = run_engine(reg, setting, mi, workdir)
+                    got = run_engine(reg, setting, mi, workdir)
                 else:
-                    seconds, seen = run_hand(reg, setting, mi)
-                losses.setdefault(side, []).append(seen)
-                return seconds
+                    got = run_hand(reg, setting, mi)
+                losses.setdefault(side, []).append(got.losses)
+                faults.setdefault(side, []).append(got.faults)
+                return got.seconds
 
             return call
 
         sides = {name: training(name) for name in TRAINING_SIDES}
-        sides.update(energy_sides(reg, setting))
+        sides.update(energy_sides(reg, setting, faults))
 
         def report(r: int, name: str, seconds: list[float]) -> None:
             value = statistics.median(seconds) if seconds else math.nan
@@ -456,13 +499,9 @@ def measure(
     ]
     added = _paired_difference(samples["engine_vem"], samples["engine_none"])
     floor = statistics.median(v for r in floor_total for v in r)
-    same = {
-        mi: max(
-            _max_rel_diff(e, h)
-            for e, h in zip(losses[f"engine_{mi}"], losses[f"hand_{mi}"], strict=True)
-        )
-        for mi in ("none", "vem")
-    }
+    pairs = {mi: list(zip(losses[f"engine_{mi}"], losses[f"hand_{mi}"], strict=True)) for mi in MIS}
+    same = {mi: max(_max_rel_diff(e, h) for e, h in pairs[mi]) for mi in MIS}
+    first = {mi: max(_max_rel_diff(e[:1], h[:1]) for e, h in pairs[mi]) for mi in MIS}
     return {
         "setting": setting.describe(),
         "repeats": repeats,
@@ -484,6 +523,10 @@ def measure(
             samples["energy_phase"], samples["energy_floor"]
         ),
         "loss_max_rel_diff": same,
+        "loss_first_rel_diff": first,
+        "minor_faults_per_iteration": {
+            name: _median_or_none([v for r in runs for v in r]) for name, runs in faults.items()
+        },
         "samples": samples,
     }
 
@@ -503,8 +546,7 @@ def tables(results: list[dict[str, Any]]) -> str:
     for res in results:
         s, sec = res["setting"], res["seconds_per_iteration"]
         name = (
-            f"{s['resolution']} px, b{s['batch_size']}, "
-            f"U-Net {s['teacher_ngf']}→{s['student_ngf']}"
+            f"{s['resolution']} px, b{s['batch_size']}, U-Net {s['teacher_ngf']}→{s['student_ngf']}"
         )
         for mi in ("none", "vem"):
             tax = res["engine_tax"][mi]
@@ -591,6 +633,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--malloc",
+        choices=["retain", "default"],
+        default="retain",
+        help="retain: glibc keeps freed memory for reuse, so that page faults that depend on the "
+        "heap's history do not blur the comparison (default); default: leave malloc as it is",
+    )
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
@@ -611,6 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        # What the engine does for a non-deterministic CUDA run (fixed shapes): both sides alike.
+        torch.backends.cudnn.benchmark = True
+    allocator = "default"
+    if args.malloc == "retain" and _timing.retain_freed_memory():
+        allocator = "glibc, freed memory retained (M_TRIM_THRESHOLD 2 GiB, M_MMAP_MAX 0)"
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -635,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(measure(reg, setting, args.repeats, log=log))
     report = {
         "benchmark": "engine_overhead",
-        "machine": _timing.machine_info(args.device),
+        "machine": {**_timing.machine_info(args.device), "allocator": allocator},
         "load_before": load_before,
         "load_after": _timing.load_average(),
         "targets": {"engine_tax": ENGINE_TAX_TARGET, "energy_phase_vs_floor": ENERGY_FLOOR_TARGET},
@@ -649,12 +704,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{report['load_before']} before, {report['load_after']} after; {m['date']}\n"
     )
     print(tables(results))
+    # A CPU runs the same kernels in the same order on both sides: equal to the last bit, every
+    # iteration. cuDNN picks kernels per run (benchmark mode) and some use atomics: the first
+    # iteration agrees closely, later ones drift apart (Langevin at η 100 amplifies any change).
+    cpu = args.device == "cpu"
+    key, tolerance = ("loss_max_rel_diff", 1e-4) if cpu else ("loss_first_rel_diff", 1e-2)
+    which = "every iteration" if cpu else "the first iteration"
     for res in results:
-        for mi, diff in res["loss_max_rel_diff"].items():
-            if not diff <= 1e-4:
+        for mi, diff in res[key].items():
+            if not diff <= tolerance:
                 print(
                     f"warning: {res['setting']['resolution']} px, mi {mi}: the engine's and the "
-                    f"hand loop's losses differ (max relative difference {diff:.3g})"
+                    f"hand loop's losses differ in {which} (max relative difference {diff:.3g})"
+                )
+            elif diff > 0:
+                print(
+                    f"note: {res['setting']['resolution']} px, mi {mi}: losses of {which} agree "
+                    f"to a relative {diff:.2g} (non-deterministic kernels)"
                 )
     print(f"JSON: {args.output}")
     return 0
