@@ -9,26 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from vemkit.options import Slot, apply_attribute_docstrings
+from vemkit.options import Options, Slot
 
 SPEC_VERSION = 1
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-        protected_namespaces=(),
-        defer_build=True,
-    )
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        apply_attribute_docstrings(cls)
+class Section(Options):
+    """A top-level section of a spec: the same strict, self-documenting model as a component's
+    options (unknown keys are errors, field docstrings are descriptions)."""
 
 
 class DataSection(Section):

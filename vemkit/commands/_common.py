@@ -26,7 +26,7 @@ def add_command(
         name,
         help=help,
         description=description,
-        epilog="examples:\n" + examples,
+        epilog=examples if examples.startswith("examples:") else "examples:\n" + examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(func=func)

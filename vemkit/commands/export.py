@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vemkit.commands._common import add_command
 from vemkit.errors import VemkitError
 
 EPILOG = """\
@@ -28,12 +29,13 @@ verified with onnxruntime when installed, else with onnx's reference evaluator.
 
 
 def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "export",
         help="export the trained student as ONNX, TorchScript or safetensors",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(__doc__ or "").splitlines()[0],
+        examples=EPILOG,
+        func=run,
     )
     p.add_argument(
         "source",

@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from vemkit.commands._common import add_command
 from vemkit.errors import VemkitError
 
 EPILOG = """\
@@ -28,12 +29,13 @@ MAC conventions: 'paper' (default) is torchprofile's rule the GAN-compression ta
 
 
 def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "profile",
         help="params, MACs and latency of a spec's networks or of one architecture",
-        description=__doc__.splitlines()[0] if __doc__ else None,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(__doc__ or "").splitlines()[0],
+        examples=EPILOG,
+        func=run,
     )
     p.add_argument("spec", nargs="?", metavar="SPEC", help="spec file (YAML or JSON)")
     p.add_argument(
