@@ -548,6 +548,11 @@ def evaluate_target(
     ``options`` go to :func:`evaluate`. Returns the data and the path of ``eval.json``.
     """
     source = resolve(target, overrides=overrides, checkpoint=checkpoint, registry=registry)
+    threads = source.spec.train.threads
+    if threads is not None:  # the run's CPU thread setting applies to its evaluation too
+        import torch
+
+        torch.set_num_threads(threads)
     path = Path(out) if out is not None else default_output(source)
     options.setdefault("samples_path", path.with_name(_samples_name(path)))
     data = evaluate(source, registry=registry, **options)
