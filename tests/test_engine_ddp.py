@@ -63,7 +63,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
+# In the fast suite on purpose: ~10-20 s, and it is what the issue asks to prove.
 def test_two_gloo_processes_train_one_model(tmp_path):
     data = make_aligned(tmp_path / "data", n=8)
     config = merge(
