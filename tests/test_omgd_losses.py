@@ -339,15 +339,11 @@ def test_multi_granularity_loss_composes_the_terms():
 def test_options_defaults_are_omgds_edges_setting():
     o = OMGDOptions()
     assert (o.ssim_weight, o.style_weight, o.feature_weight, o.tv_weight) == (10, 1e4, 10, 1e-5)
-    assert (o.lambda_cd, o.lambda_rec, o.gan_mode, o.n_dis) == (10, 100, "hinge", 1)
+    # gan_mode and discriminator default to null: the method picks OMGD's choice for the task
+    # (hinge + the two-head omgd_patchgan for pix2pix, LSGAN + PatchGANs for CycleGAN).
+    assert (o.lambda_cd, o.lambda_rec, o.gan_mode, o.n_dis) == (10, 100, None, 1)
     assert o.perceptual == "inception" and o.vgg_normalize is False
-    assert o.discriminator == {
-        "type": "omgd_patchgan",
-        "input_nc": 6,
-        "ndf": 128,
-        "n_share": 5,
-        "heads": 2,
-    }
+    assert o.discriminator is None
     assert o.deep_teacher == {"type": "unet_deepest", "ngf": 16}
     assert (o.lambda_cycle, o.lambda_identity, o.pool_size) == (10, 0.5, 50)
     with pytest.raises(ValidationError, match="pairwise"):
@@ -364,12 +360,12 @@ def test_slot_defaults_validate_against_the_registered_archs():
     reg = Registry()
     archs.register(reg)
     model = resolve_model(reg, OMGDOptions)
-    opts = model()
+    opts = model(discriminator={"type": "omgd_patchgan", "ndf": 128})
     assert opts.discriminator.type == "omgd_patchgan" and opts.discriminator.ndf == 128
     assert opts.deep_teacher.type == "unet_deepest"
     assert model(deep_teacher=None).deep_teacher is None
     with pytest.raises(ValidationError):
-        model(discriminator={"type": "omgd_patchgan", "n_share": 9})
+        model(discriminator={"type": "omgd_patchgan", "n_shar": 2})
 
 
 def _tap_shapes(net: torch.nn.Module, paths, size: int) -> list[tuple[int, ...]]:
