@@ -347,7 +347,7 @@ def test_options_defaults_are_omgds_edges_setting():
     assert o.deep_teacher == {"type": "unet_deepest", "ngf": 16}
     assert (o.lambda_cycle, o.lambda_identity, o.pool_size) == (10, 0.5, 50)
     with pytest.raises(ValidationError, match="pairwise"):
-        OMGDOptions(cd_teacher_taps=["model.9"])
+        OMGDOptions(cd_teacher_taps=["model.9"], cd_student_taps=["model.9", "model.12"])
     with pytest.raises(ValidationError):
         OMGDOptions(feature_layer=4)
 
