@@ -107,7 +107,7 @@ def test_a_run_writes_its_directory(reg, config, tmp_path):
         "teacher.safetensors",
     ]
 
-    with pytest.raises(VemkitError, match=r"already holds a run of this spec; continue it with"):
+    with pytest.raises(VemkitError, match=r"already holds a run of this spec: continue it with"):
         run_engine(spec, registry=reg, progress=False)
 
 

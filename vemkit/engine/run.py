@@ -177,14 +177,13 @@ def _claim(directory: Path, spec: Any, overwrite: bool) -> None:
         return
     if not overwrite:
         same = _stored_hash(directory) == spec_hash(spec)
+        elsewhere = "choose another output.dir (--set output.dir=...)"
         raise VemkitError(
-            f"{directory} already holds a run"
-            + (
-                f" of this spec; continue it with `vemkit run --resume {directory}`"
-                if same
-                else " of a different spec"
-            )
-            + ", or choose another output.dir"
+            f"{directory} already holds a run of this spec: continue it with "
+            f"`vemkit run --resume {directory}`, or {elsewhere}"
+            if same
+            else f"{directory} already holds a run of a different spec: {elsewhere}, or remove "
+            "that folder"
         )
     for name in ("checkpoints", "samples", "tensorboard", "metrics.jsonl", RUN_INFO):
         target = directory / name
