@@ -233,3 +233,16 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
 def now() -> float:
     """The clock every benchmark uses (monotonic, high resolution)."""
     return time.perf_counter()
+
+
+def add_output_args(parser: Any, default_output: Path) -> None:
+    """The options every benchmark shares: the allocator setting, the JSON file, quiet mode."""
+    parser.add_argument(
+        "--malloc",
+        choices=["retain", "default"],
+        default="retain",
+        help="retain: glibc keeps freed memory for reuse, so that page faults that depend on the "
+        "heap's history do not blur the comparison (default); default: leave malloc as it is",
+    )
+    parser.add_argument("--output", type=Path, default=default_output, help="JSON file to write")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

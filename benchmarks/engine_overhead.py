@@ -633,15 +633,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--malloc",
-        choices=["retain", "default"],
-        default="retain",
-        help="retain: glibc keeps freed memory for reuse, so that page faults that depend on the "
-        "heap's history do not blur the comparison (default); default: leave malloc as it is",
-    )
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _timing.add_output_args(p, DEFAULT_OUTPUT)
     args = p.parse_args(argv)
     for name in ("repeats", "iterations", "large_iterations", "batch_size", "steps"):
         if getattr(args, name) < 1:

@@ -413,15 +413,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="PATH=VALUE",
         help="spec override for the OMGD+VEM side only (repeatable)",
     )
-    p.add_argument(
-        "--malloc",
-        choices=["retain", "default"],
-        default="retain",
-        help="retain: glibc keeps freed memory for reuse (as benchmarks.engine_overhead; "
-        "default); default: leave malloc as it is",
-    )
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _timing.add_output_args(p, DEFAULT_OUTPUT)
     args = p.parse_args(argv)
     for name in ("iterations", "repeats"):
         if getattr(args, name) < 1:
