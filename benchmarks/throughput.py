@@ -15,7 +15,8 @@ right shape written to a temporary folder in the spec's layout (pix2pix: ``train
 pairs, 512×256; CycleGAN: ``trainA/`` and ``trainB/``, 256×256); the spec's own loader, resize,
 crop and flip run as in a real run. Every run goes through ``vemkit.run`` with the spec as
 written, except: the data root, no evaluation data or metrics, no checkpoints or sample grids,
-the device and threads, and the perceptual network of OMGD's style/feature losses
+the device and threads, OMGD's best-teacher schedule (off: each iteration is a teacher step plus
+a student step), and the perceptual network of OMGD's style/feature losses
 (``--perceptual``, default ``inception``: the offline substitute; the papers' VGG16 needs ImageNet
 weights; ``random_vgg16`` costs exactly what VGG16 costs, its weights being irrelevant to time).
 
@@ -174,6 +175,9 @@ def side_overrides(
         f"train.iterations={total}",
         f"train.device={args.device_now}",
         f"method.perceptual={args.perceptual}",
+        # Every timed iteration then holds one teacher-pair step and one student step; the
+        # CycleGAN specs' best-teacher schedule only regroups the same steps into blocks.
+        "method.best_teacher=null",
         f"output.dir={run_dir}",
         "output.checkpoint_every=0",
         "output.sample_every=0",

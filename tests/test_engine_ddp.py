@@ -12,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 
 from tests._engine_util import (
+    FakeMAE,
     base_config,
     make_aligned,
     make_registry,
@@ -23,14 +24,21 @@ from vemkit.engine import hookspecs
 
 
 class Indices:
-    """Records the sample indices each process trains on."""
+    """Records the sample indices each process trains on, and what ``program.score`` gives
+    each process after the last iteration (rank 0 scores, the others receive its result)."""
 
     def __init__(self):
         self.seen = []
+        self.scores = {}
 
     @hookspecs.hookimpl
     def vemkit_iteration_start(self, program, state, step):
         self.seen.append(sorted(state.batch["index"].tolist()))
+
+    @hookspecs.hookimpl
+    def vemkit_iteration_end(self, program, state, step, logs):
+        if step == program.spec.train.iterations:
+            self.scores = program.score("student.out", [FakeMAE()], real="target")
 
 
 def _worker(rank: int, world: int, port: int, config: dict, out: str) -> None:
@@ -51,7 +59,12 @@ def _worker(rank: int, world: int, port: int, config: dict, out: str) -> None:
     result = run(make_spec(reg, config), registry=reg, progress=False, callbacks=[indices])
     student = result.program.module("student").state_dict()
     torch.save(
-        {"student": student, "seen": indices.seen, "checkpoint": str(result.checkpoint)},
+        {
+            "student": student,
+            "seen": indices.seen,
+            "scores": indices.scores,
+            "checkpoint": str(result.checkpoint),
+        },
         Path(out) / f"rank{rank}.pt",
     )
 
@@ -69,6 +82,7 @@ def test_two_gloo_processes_train_one_model(tmp_path):
         base_config(data, tmp_path / "run"),
         {"train": {"iterations": 3}, "output": {"checkpoint_every": 1}},
     )
+    config["data"]["eval"] = dict(config["data"]["train"])
     mp.spawn(_worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
@@ -81,6 +95,9 @@ def test_two_gloo_processes_train_one_model(tmp_path):
     for a, b in zip(r0["seen"], r1["seen"], strict=True):
         assert len(a) == len(b) == 2 and not set(a) & set(b)
     assert r0["checkpoint"].endswith("step_0000003") and r1["checkpoint"] == "None"
+    # program.score: rank 0's scores reach rank 1 unchanged (sent as JSON)
+    assert set(r0["scores"]) == {"mae"} and 0 < r0["scores"]["mae"] < 2
+    assert r1["scores"] == r0["scores"]
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [
         "last",
         "step_0000001",

@@ -66,6 +66,8 @@ def render(plan: dict[str, Any], fmt: str = "text") -> str:
             f"  {i}. {ph['name']:<14} updates {', '.join(ph['updates'])}{every}"
             + (f"; loss = {terms}" if terms else "")
         )
+    for schedule in plan.get("schedules", []):
+        lines.append(f"  schedule ({schedule['from']}): {schedule['about']}")
     lines.append("\noptimizers:")
     for o in plan["optimizers"]:
         clip = f", clip {o['grad_clip']}" if o.get("grad_clip") else ""

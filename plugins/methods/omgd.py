@@ -31,8 +31,10 @@ generator ``teacher_B`` (same arch), ``discriminator_A`` (judges B images) and
 phase holds ``omgd.teacher_gan.A/B``, ``omgd.cycle.A/B`` (weight ``lambda_cycle``) and
 ``omgd.idt.A/B`` (weight ``lambda_cycle·lambda_identity``); the ``discriminator`` phase
 ``omgd.d.A/B`` against pooled fakes; the student phase ``omgd.ssim``, ``omgd.style``,
-``omgd.feature``, ``omgd.tv`` and ``omgd.cd`` against G_A(A). OMGD's best-teacher schedule is
-not implemented: the student learns every iteration from the current teacher.
+``omgd.feature``, ``omgd.tv`` and ``omgd.cd`` against G_A(A). Without ``best_teacher`` the
+student learns every iteration from the current teacher; with it, OMGD's alternating schedule
+runs (teacher blocks, then student blocks against the best G_A so far; see
+:mod:`vemkit_plugins.methods.omgd_schedule`).
 
 With ``teacher.mode: frozen`` there are no teacher and discriminator phases and no
 discriminators; the students' terms are the same.
@@ -64,6 +66,7 @@ from vemkit_plugins.methods.omgd_losses import (
     style_loss,
     tv_loss,
 )
+from vemkit_plugins.methods.omgd_schedule import BestTeacherSchedule
 from vemkit_plugins.methods.options import (
     MOBILE_RESNET_CD_TAPS,
     UNET_CD_TAPS,
@@ -118,6 +121,11 @@ class OMGD:
         self.cd_keys: list[tuple[str, str]] = []
         self.conditional = False
         self.discriminator_config: Any = None
+        self.schedule = (
+            BestTeacherSchedule(options.best_teacher, teacher=TEACHER)
+            if options.best_teacher is not None and self.cyclegan and self.online
+            else None
+        )
 
     # -- building ---------------------------------------------------------------------------
     @hookimpl
@@ -302,6 +310,8 @@ class OMGD:
             else:
                 self._pix2pix_terms(program)
         self._student_terms(program)
+        if self.schedule is not None:
+            program.add_phase_filter(self.schedule.allows, self.schedule.describe())
 
     def _pix2pix_terms(self, program: Any) -> None:
         o = self.options
@@ -474,12 +484,8 @@ class OMGD:
                 "method.deep_teacher: OMGD's CycleGAN setting has one teacher pair; set "
                 "deep_teacher: null for task unpaired"
             )
-        if o.best_teacher_schedule:
-            problems.append(
-                "method.best_teacher_schedule: OMGD's alternating best-teacher schedule is not "
-                "implemented in vemkit; set it to false (the student then learns every iteration "
-                "from the current teacher)"
-            )
+        if o.best_teacher is not None:
+            problems += self._check_best_teacher(spec)
         if self.cyclegan and self.online and o.lambda_identity > 0 and self.in_c != self.out_c:
             problems.append(
                 f"method.lambda_identity: the identity loss feeds B images to G_A, which needs "
@@ -493,6 +499,28 @@ class OMGD:
         if not program.meta:
             problems += [p for p in (self._probe_discriminators(program),) if p]
             problems += [p for p in (self._probe_extractor(program),) if p]
+        return problems
+
+    def _check_best_teacher(self, spec: Any) -> list[str]:
+        where = "method.best_teacher"
+        if not self.cyclegan:
+            return [
+                f"{where}: the best-teacher schedule is OMGD's CycleGAN schedule; it needs task "
+                "unpaired (set best_teacher: null)"
+            ]
+        problems = []
+        if not self.online:
+            problems.append(
+                f"{where}: the schedule trains the teachers; it needs teacher.mode: online"
+            )
+        if self.options.n_dis != 1:
+            problems.append(
+                "method.n_dis: with best_teacher the student block's length is "
+                "best_teacher.student_iterations; set n_dis: 1 (OMGD's n_dis × the teacher "
+                "block goes there)"
+            )
+        if spec.data.eval is None:
+            problems.append(f"{where}: the teachers are scored on data.eval, which is not set")
         return problems
 
     def _probe_discriminators(self, program: Any) -> str | None:
@@ -534,12 +562,23 @@ class OMGD:
             )
         return None
 
+    # -- schedule ------------------------------------------------------------------------------
+    @hookimpl
+    def vemkit_iteration_end(
+        self, program: Any, state: State, step: int, logs: dict[str, Any]
+    ) -> None:
+        if self.schedule is not None:
+            self.schedule.after_iteration(program, step, logs)
+
     # -- state ---------------------------------------------------------------------------------
     @hookimpl
     def vemkit_state_dict(self, program: Any) -> dict[str, Any] | None:
-        if not self.pools:
-            return None
-        return {f"omgd.pool.{side}": pool.state_dict() for side, pool in self.pools.items()}
+        saved: dict[str, Any] = {
+            f"omgd.pool.{side}": pool.state_dict() for side, pool in self.pools.items()
+        }
+        if self.schedule is not None:
+            saved.update(self.schedule.state_dict())
+        return saved or None
 
     @hookimpl
     def vemkit_load_state_dict(self, program: Any, state: dict[str, Any]) -> None:
@@ -547,6 +586,8 @@ class OMGD:
             saved = state.get(f"omgd.pool.{side}")
             if saved is not None:
                 pool.load_state_dict(saved)
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state, program.device)
 
 
 def build(options: OMGDOptions, **context: Any) -> OMGD:

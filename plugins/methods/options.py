@@ -51,6 +51,47 @@ MOBILE_RESNET_CD_TAPS = ("model.9", "model.12", "model.15", "model.18")
 outputs of residual blocks 3, 6 and 9."""
 
 
+class BestTeacherOptions(Options):
+    """OMGD's CycleGAN schedule (``cycleganbest`` distiller), counted in iterations.
+
+    Iterations alternate between blocks: ``teacher_iterations`` in which only the teacher pair
+    and its discriminators train, then ``student_iterations`` in which only the student (and the
+    MI term's energy net) trains, against the *best* G_A so far; then the latest G_A is put back
+    and the next teacher block continues from it. The teachers are scored at the end of every
+    teacher block (and every ``score_every`` teacher iterations) on the evaluation set. OMGD's
+    scripts: a teacher block is ``save_epoch_freq`` (10) epochs, a student block ``n_dis`` times
+    that (horse→zebra: n_dis 4). Learning-rate schedules run over all iterations, so the
+    student's rate follows the teachers' schedule, as in OMGD.
+    """
+
+    teacher_iterations: Annotated[int, Field(ge=1)]
+    """Length of a teacher block (OMGD: 10 epochs of the training set at batch 1)."""
+
+    student_iterations: Annotated[int, Field(ge=1)]
+    """Length of a student block (OMGD: n_dis × the teacher block)."""
+
+    metric: Annotated[dict[str, Any], Slot("metric")] = {"type": "fid"}
+    """Metric of the teacher's images; G_A(A) is judged against the evaluation set's B images
+    (or the metric's own reference, e.g. FID ``real_dir``)."""
+
+    score: str = "fid"
+    """Name of the metric's score that picks the best teacher."""
+
+    rule: Literal["either", "forward"] = "either"
+    """``either`` (OMGD): G_A is kept as the best teacher when G_A's score *or* G_B's score
+    (G_B(B) against the A images) improves — a quirk of OMGD's code, kept because the paper's
+    rows were produced with it. ``forward``: only G_A's own score counts."""
+
+    reverse_metric: Annotated[dict[str, Any] | None, Slot("metric")] = None
+    """``rule: either``: metric of G_B(B), judged against the evaluation set's A images; null =
+    ``metric`` without its ``real_dir`` (the A images of the evaluation set as reference).
+    Give ``{type: fid, real_dir: data/horse2zebra/allA}`` for OMGD's protocol."""
+
+    score_every: Annotated[int, Field(ge=1)] | None = None
+    """Also score the teachers every this many iterations inside a teacher block (OMGD scores
+    at every ``save_latest_freq``); null = at the end of each teacher block only."""
+
+
 class OMGDOptions(Options):
     """OMGD — Online Multi-Granularity Distillation (Ren et al., ICCV 2021).
 
@@ -133,7 +174,8 @@ class OMGDOptions(Options):
     n_dis: Annotated[int, Field(ge=1)] = 1
     """Teachers and discriminators are updated every n_dis iterations, the student every
     iteration (OMGD pix2pix: 1 edges→shoes, 3 Cityscapes). OMGD's CycleGAN scripts use n_dis
-    for the length of the best-teacher schedule instead (not implemented here; keep 1)."""
+    for the length of the student block of ``best_teacher`` instead (set
+    ``best_teacher.student_iterations``; keep n_dis 1 there)."""
 
     deep_teacher: Annotated[dict[str, Any] | None, Slot("arch")] = {
         "type": "unet_deepest",
@@ -164,11 +206,9 @@ class OMGDOptions(Options):
     pool_size: Annotated[int, Field(ge=0)] = 50
     """CycleGAN: size of each discriminator's history of generated images (0: no pool)."""
 
-    best_teacher_schedule: bool = False
-    """CycleGAN: OMGD alternates phases — the teachers train ``save_epoch_freq`` epochs, then the
-    student trains n_dis × ``save_epoch_freq`` epochs against the best-FID teacher so far, then
-    the latest teacher is restored. Not implemented in vemkit (true is refused): the student
-    learns every iteration from the current teacher's output on the same batch."""
+    best_teacher: BestTeacherOptions | None = None
+    """CycleGAN: OMGD's alternating best-teacher schedule (``cycleganbest`` distiller); null =
+    the student learns every iteration from the current teacher on the same batch."""
 
     @model_validator(mode="after")
     def _taps_pair_up(self) -> OMGDOptions:

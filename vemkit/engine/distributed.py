@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -104,6 +107,25 @@ def all_true(d: Dist, flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
     return bool(t.item())
+
+
+def broadcast_json(d: Dist, value: T, device: torch.device) -> T:
+    """Rank 0's ``value`` (JSON-serialisable: a dict of scores) on every process; sent as
+    JSON bytes rather than pickled."""
+    if not d.active:
+        return value
+    import json
+
+    import torch.distributed as dist
+
+    data = json.dumps(value).encode() if d.main else b""
+    size = torch.tensor([len(data)], dtype=torch.long, device=device)
+    dist.broadcast(size, src=0)
+    buffer = torch.zeros(int(size.item()), dtype=torch.uint8, device=device)
+    if d.main:
+        buffer.copy_(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    dist.broadcast(buffer, src=0)
+    return json.loads(bytes(buffer.cpu().tolist()).decode())
 
 
 def barrier(d: Dist) -> None:

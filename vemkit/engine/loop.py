@@ -15,7 +15,7 @@ import contextlib
 import random
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,7 @@ class Trainer:
         self.bar_enabled = progress_bar and dist.main
         self.bar: ProgressBar | None = None
         self.hook = program.plugins.hook
+        program.scorer = self.score_images
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -337,17 +338,7 @@ class Trainer:
         results: dict[str, float] = {}
         with self._side_computation():
             if self.metrics and self.eval_set is not None:
-                for m in self.metrics:
-                    m.reset()
-                batch_size = self.spec.train.batch_size
-                for batch in eval_batches(self.eval_set, batch_size, device=self.device):
-                    state = State(self.program, batch, step, training=False)
-                    fake = state["student.out"]
-                    extras = {k: v for k, v in batch.items() if k not in ("input", "target")}
-                    for m in self.metrics:
-                        m.update(fake, batch.get("target"), **extras)
-                for m in self.metrics:
-                    results.update({k: float(v) for k, v in m.compute().items()})
+                results.update(self._metric_scores("student.out", self.metrics, "target"))
             for extra in self.hook.vemkit_evaluate(
                 program=self.program, step=step, run_dir=str(self.run_dir) if self.run_dir else None
             ):
@@ -355,6 +346,44 @@ class Trainer:
                     results.update({k: float(v) for k, v in extra.items()})
         self.last_eval = results
         return results
+
+    def _metric_scores(
+        self, fake: str, metrics: Sequence[Any], real: str | None
+    ) -> dict[str, float]:
+        # The batch's other fields (labels, segmentation maps) describe the target domain's
+        # images: they go to the metrics only when the fakes are judged against the targets.
+        for m in metrics:
+            m.reset()
+        for batch in eval_batches(self.eval_set, self.spec.train.batch_size, device=self.device):
+            state = State(self.program, batch, self.progress.step, training=False)
+            reference = None  # no such tensor (a dataset without targets): the metric's own
+            if real is not None and real in batch:
+                reference = batch[real]
+            elif real is not None and real in state:
+                reference = state[real]
+            extras = {}
+            if real == "target":
+                extras = {k: v for k, v in batch.items() if k not in ("input", "target")}
+            for m in metrics:
+                m.update(state[fake], reference, **extras)
+        results: dict[str, float] = {}
+        for m in metrics:
+            results.update({k: float(v) for k, v in m.compute().items()})
+        return results
+
+    def score_images(
+        self, fake: str, metrics: Sequence[Any], real: str | None = "target"
+    ) -> dict[str, float]:
+        """:meth:`Program.score`: ``metrics`` of the tensor ``fake`` over the eval set."""
+        if self.eval_set is None:
+            raise VemkitError(
+                f"data.eval: scoring '{fake}' during training needs an evaluation set"
+            )
+        results: dict[str, float] = {}
+        if self.dist.main:
+            with self._side_computation():
+                results = self._metric_scores(fake, metrics, real)
+        return distributed.broadcast_json(self.dist, results, self.device)
 
     def _better(self, results: dict[str, float]) -> bool:
         key = self.spec.eval.best
@@ -441,7 +470,7 @@ class Trainer:
                     with program.activate(state):
                         self.hook.vemkit_iteration_start(program=program, state=state, step=p.step)
                         for phase in program.phases:
-                            if phase.runs_at(p.step):
+                            if program.runs(phase, p.step):
                                 self.run_phase(phase, state, logs)
                     for g in program.groups.values():
                         if g.scheduler is not None:

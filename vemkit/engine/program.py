@@ -30,6 +30,13 @@ from vemkit.errors import VemkitError
 TermFn = Callable[[State], Any]
 """``fn(state) -> Tensor`` or ``-> (Tensor, {name: diagnostic})``."""
 
+PhaseFilter = Callable[["Phase", int], bool]
+"""``fn(phase, step) -> bool``: whether ``phase`` may run in the iteration after ``step``
+completed ones (see :meth:`Program.add_phase_filter`)."""
+
+Scorer = Callable[[str, Sequence[Any], "str | None"], dict[str, float]]
+"""``fn(fake, metrics, real) -> scores``, installed by the trainer (see :meth:`Program.score`)."""
+
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel and torch.compile wrappers
 
 
@@ -173,6 +180,10 @@ class Program:
         self.notes: list[str] = []
         """Warnings found while compiling (printed by ``vemkit run`` and ``vemkit plan``)."""
         self.plugins: Any = None  # the per-run pluggy.PluginManager
+        self.phase_filters: list[tuple[PhaseFilter, str, str]] = []
+        """``(fn, description, source)``: a phase runs only where every filter agrees."""
+        self.scorer: Scorer | None = None
+        """Scores images over the evaluation set; set by the trainer that runs the program."""
         self._source = "core"
         self._active: State | None = None
 
@@ -274,6 +285,33 @@ class Program:
         self.phases.append(phase)
         self.phases.sort(key=lambda p: p.order)  # stable: equal orders keep insertion order
         return phase
+
+    def add_phase_filter(self, fn: PhaseFilter, description: str) -> None:
+        """Let ``fn(phase, step)`` veto phases: a phase runs in the iteration after ``step``
+        completed ones only when its ``every`` is due and every filter returns True. This is
+        how a method alternates blocks of iterations (OMGD's CycleGAN schedule trains the
+        teachers for a block, then the student for a block) without owning the loop.
+        ``description`` is shown by ``vemkit plan``."""
+        self.phase_filters.append((fn, description, self._source))
+
+    def runs(self, phase: Phase, step: int) -> bool:
+        """Whether ``phase`` runs in the iteration after ``step`` completed ones."""
+        return phase.runs_at(step) and all(fn(phase, step) for fn, _, _ in self.phase_filters)
+
+    def score(
+        self, fake: str, metrics: Sequence[Any], *, real: str | None = "target"
+    ) -> dict[str, float]:
+        """Scores of the tensor ``fake`` (any producer: ``"teacher.out"``, a method's own)
+        over the run's evaluation set, by ``metrics`` (built metric components, reset first),
+        against the tensor ``real`` of the same batches (``None``: the metrics' own reference,
+        e.g. FID ``real_dir``). Runs like an evaluation: modules in eval mode, no gradients,
+        the training RNG untouched; under several processes rank 0 scores and every process
+        gets its result. Only while a trainer runs the program."""
+        if self.scorer is None:
+            raise VemkitError(
+                f"{self._source}: scoring '{fake}' needs a running trainer with an evaluation set"
+            )
+        return self.scorer(fake, metrics, real)
 
     def phase(self, name: str) -> Phase:
         """The phase called ``name``."""
@@ -494,6 +532,7 @@ class Program:
             "tensors": sorted(self.producers),
             "taps": sorted(self.taps),
             "stages": [{"name": s.name, "from": s.source} for s in self.stages],
+            "schedules": [{"about": d, "from": src} for _, d, src in self.phase_filters],
             "data": {
                 "train": _component(spec.data.train),
                 "eval": _component(spec.data.eval) if spec.data.eval else None,
