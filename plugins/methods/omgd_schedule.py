@@ -91,14 +91,25 @@ class BestTeacherSchedule:
         teacher_iterations = self.options.teacher_iterations
         every = self.options.score_every
         if position == teacher_iterations:
-            self.score(program, logs)
+            self.score(program, logs, step)
             self._stand_in_best(program)
+            program.say(
+                f"step {step}: student block of {self.options.student_iterations} iterations "
+                f"against the best G_A so far (best scores: {self._best_text()})"
+            )
         elif position == 0:
             self._put_back_latest(program)
+            program.say(f"step {step}: teacher block; the latest G_A is back")
         elif every and position < teacher_iterations and position % every == 0:
-            self.score(program, logs)
+            self.score(program, logs, step)
 
-    def score(self, program: Any, logs: dict[str, Any]) -> bool:
+    def _best_text(self) -> str:
+        known = {side: value for side, value in self.best.items() if value is not None}
+        if not known:
+            return "no finite score yet: the current G_A"
+        return ", ".join(f"{self.options.score}.{side} {v:.4g}" for side, v in known.items())
+
+    def score(self, program: Any, logs: dict[str, Any], step: int | None = None) -> bool:
         """Score the teachers; remember G_A's weights when the rule says it improved."""
         o = self.options
         sides = {"A": self.forward}
@@ -125,6 +136,14 @@ class BestTeacherSchedule:
         if improved:
             self.best_weights = _copy(program.module(self.teacher))
         logs["teacher/best_updated"] = float(improved)
+        if step is not None:
+            scored = ", ".join(
+                f"{k.removeprefix('teacher/')} {v:.4g}"
+                for k, v in logs.items()
+                if k.startswith(f"teacher/{o.score}.")
+            )
+            kept = "G_A kept as the best" if improved else "no improvement"
+            program.say(f"step {step}: teachers scored: {scored}; {kept}")
         return improved
 
     def _metric(self, program: Any, side: str) -> Any:

@@ -143,6 +143,7 @@ class Trainer:
         self.bar: ProgressBar | None = None
         self.hook = program.plugins.hook
         program.scorer = self.score_images
+        program.say = self._say
 
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

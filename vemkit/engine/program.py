@@ -133,6 +133,12 @@ class Stage:
     source: str = "core"
 
 
+def _print_message(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
+
+
 def _first_tensor(out: Any) -> Tensor:
     # Generators that also return latents, discriminators that return several scales.
     while isinstance(out, tuple | list) and out:
@@ -184,6 +190,9 @@ class Program:
         """``(fn, description, source)``: a phase runs only where every filter agrees."""
         self.scorer: Scorer | None = None
         """Scores images over the evaluation set; set by the trainer that runs the program."""
+        self.say: Callable[[str], None] = _print_message
+        """Tell the user something while training (printed above the progress bar by the
+        trainer, on rank 0 only): a method's block boundaries, a best-teacher choice."""
         self._source = "core"
         self._active: State | None = None
 
