@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vemkit.errors import DataError
+from vemkit.errors import DataError, VemkitError
 from vemkit.registry import Registry
 from vemkit_plugins import data
 
@@ -317,6 +317,24 @@ def test_cityscapes_prepared_layout_with_table(reg: Registry, tmp_path: Path) ->
     )[0]
     assert red(item, "target") == 50 and round((float(item["input"][2, 0, 0]) + 1) * 127.5) == 142
     assert (item["segmentation"][:4] == 13).all() and (item["segmentation"][4:] == 255).all()
+
+    # segmentation_size full: the 16 px map as stored, next to 8 px images (the mIoU protocol
+    # compares at the labels' own resolution)
+    config = {
+        "type": "cityscapes",
+        "root": str(root),
+        "layout": "prepared",
+        "split": "test",
+        "size": 8,
+        "table": "table.txt",
+        "segmentation_size": "full",
+    }
+    item = reg.build("dataset", config)[0]
+    assert item["input"].shape[-2:] == (8, 8) and item["segmentation"].shape == (16, 16)
+    assert (item["segmentation"][:8] == 13).all() and (item["segmentation"][8:] == 255).all()
+    # a training set that crops or flips cannot keep its maps whole
+    with pytest.raises(VemkitError, match="segmentation_size full keeps the label maps whole"):
+        reg.build("dataset", {**config, "flip": True}, augment=True)
 
 
 # -- bad data ---------------------------------------------------------------------------------

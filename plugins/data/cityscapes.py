@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vemkit.errors import DataError
+from vemkit.errors import DataError, VemkitError
 from vemkit_plugins.data import transforms
 from vemkit_plugins.data._io import (
     ImageDataset,
@@ -86,6 +86,17 @@ class CityscapesDataset(ImageDataset):
             self.records = self.limit(self._raw_records(split))
         else:
             self.records = self.limit(self._prepared_records(split))
+        g = self.geometry
+        if (
+            options.segmentation
+            and options.segmentation_size == "full"
+            and (g.flip or g.center_crop or (g.load_size not in (None, g.size)))
+        ):
+            raise VemkitError(
+                "cityscapes: segmentation_size full keeps the label maps whole, so the images "
+                "must not be cropped or flipped (set flip: false and leave load_size and "
+                "center_crop unset), or use segmentation_size: image"
+            )
 
     # -- listing ------------------------------------------------------------------------
     def _raw_records(self, split: str) -> list[tuple[Path, Path | None, Path | None]]:
@@ -184,7 +195,8 @@ class CityscapesDataset(ImageDataset):
                 assert train_ids is not None
                 painted = Image.fromarray(colorize(np.asarray(train_ids)), mode="RGB")
                 label = painted if channels == 3 else painted.convert("L")
-        if train_ids is not None and train_ids.size != photo.size:
+        full = self.options.segmentation_size == "full"
+        if train_ids is not None and train_ids.size != photo.size and not full:
             # Full-resolution ids against a resized photo (prepared layout): bring them to the
             # photo's size so that crops and flips line up.
             train_ids = train_ids.resize(photo.size, Image.Resampling.NEAREST)
@@ -202,7 +214,10 @@ class CityscapesDataset(ImageDataset):
             "index": index,
         }
         if self.options.segmentation and train_ids is not None:
-            item["segmentation"] = transforms.label_item(train_ids, self.geometry, params)
+            if self.options.segmentation_size == "full":
+                item["segmentation"] = transforms.labels_to_tensor(train_ids)
+            else:
+                item["segmentation"] = transforms.label_item(train_ids, self.geometry, params)
         return item
 
     def files(self) -> list[Path]:

@@ -106,8 +106,13 @@ class CityscapesOptions(ImageOptions):
     cityscapes_root: str | None = None
     """Folder that ``table`` paths are relative to (holds ``gtFine/``); ``null``: ``root``."""
     segmentation: bool = True
-    """Add the train-id map (19 classes, 255 = ignore) as ``segmentation``, resized with
-    nearest neighbour like the images."""
+    """Add the train-id map (19 classes, 255 = ignore) as ``segmentation``."""
+    segmentation_size: Literal["image", "full"] = "image"
+    """``image``: the map resized (nearest neighbour) and cropped like the images. ``full``: the
+    map at its file's resolution (2048×1024 for the official data), which is the pix2pix /
+    GAN-Compression / OMGD mIoU protocol (``segmentation_miou`` resizes the segmenter's logits
+    to the map's size); only for sets read without crop or flip (evaluation sets, ``load_size``
+    unset or equal to ``size``)."""
 
 
 # -- demo sets ----------------------------------------------------------------------------
