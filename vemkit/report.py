@@ -560,45 +560,55 @@ def _grid_for(run: Run) -> tuple[Path | None, str]:
     return None, ""
 
 
+OVERVIEW_GRIDS = 4
+"""Runs whose sample grids the overview figure shows side by side."""
+
+
+def _overview_grid(run: Run, grid_path: Path) -> tuple[Any, list[str]]:
+    image = _read_png(grid_path)
+    names = grid_columns(run, grid_path, image.shape[1])
+    if names:
+        side = (image.shape[1] - 2) // len(names) - 2
+        image = image[: 2 + OVERVIEW_ROWS * (side + 2)]
+    return image, names
+
+
 def plot_overview(runs: Sequence[Run], path: Path, title: str = "") -> Path | None:
-    """The report's main figure: the phase losses and eval curves on top, the first run's
-    sample grid (up to four rows, columns named) below."""
+    """The report's main figure: the phase losses and eval curves on top, below them the
+    sample grids (up to four rows, columns named) of the first runs, side by side, each
+    titled with its run."""
     train = [k for k in curve_keys(runs, "train") if k.startswith("loss/")][:3]
     if not train:
         train = curve_keys(runs, "train")[:3]
     panels = train + curve_keys(runs, "eval")[:2]
-    grid_path, caption = next(((p, c) for p, c in map(_grid_for, runs) if p), (None, ""))
-    if not panels and grid_path is None:
+    grids = [(run, *_grid_for(run)) for run in runs]
+    grids = [(run, p, caption) for run, p, caption in grids if p is not None][:OVERVIEW_GRIDS]
+    if not panels and not grids:
         return None
-    image = names = None
-    if grid_path is not None:
-        image = _read_png(grid_path)
-        run = next(r for r in runs if grid_path in (r.eval_samples, r.samples))
-        names = grid_columns(run, grid_path, image.shape[1])
-        if names:
-            side = (image.shape[1] - 2) // len(names) - 2
-            image = image[: 2 + OVERVIEW_ROWS * (side + 2)]
-    cols = max(len(panels), 1)
-    height = (2.8 if panels else 0) + (5.0 if image is not None else 0)
-    fig = _figure(max(3.2 * cols, 8.0), height)
-    spec = fig.add_gridspec(
-        2 if panels and image is not None else 1,
-        cols,
-        height_ratios=[2.8, 5.0] if panels and image is not None else None,
-    )
-    for i, key in enumerate(panels):
-        _plot_panel(fig.add_subplot(spec[0, i]), runs, key, legend=i == 0)
-    if image is not None:
-        ax = fig.add_subplot(spec[-1, :])
-        ax.imshow(image, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if names:
-            step = image.shape[1] / len(names)
-            ax.set_xticks([step * (i + 0.5) for i in range(len(names))])
-            ax.set_xticklabels(names, fontsize=9)
-            ax.xaxis.set_ticks_position("top")
-        ax.set_xlabel(f"samples: {caption}", fontsize=9)
+    cols = max(len(panels), len(grids), 1)
+    height = (2.8 if panels else 0) + (5.0 if grids else 0)
+    fig = _figure(max(3.2 * cols, 4.5 * len(grids), 8.0), height)
+    rows = 2 if panels and grids else 1
+    spec = fig.add_gridspec(rows, 1, height_ratios=[2.8, 5.0] if rows == 2 else None)
+    if panels:
+        top = spec[0].subgridspec(1, len(panels))
+        for i, key in enumerate(panels):
+            _plot_panel(fig.add_subplot(top[0, i]), runs, key, legend=i == 0)
+    if grids:
+        bottom = spec[-1].subgridspec(1, len(grids))
+        for i, (run, grid_path, caption) in enumerate(grids):
+            image, names = _overview_grid(run, grid_path)
+            ax = fig.add_subplot(bottom[0, i])
+            ax.imshow(image, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if names:
+                step = image.shape[1] / len(names)
+                ax.set_xticks([step * (j + 0.5) for j in range(len(names))])
+                ax.set_xticklabels(names, fontsize=8)
+                ax.xaxis.set_ticks_position("top")
+            label = f"{run.label}: " if len(grids) > 1 and run.label else ""
+            ax.set_xlabel(f"{label}samples, {caption}", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
