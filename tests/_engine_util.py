@@ -103,6 +103,19 @@ def make_aligned(root: Path, n: int = 5, size: int = 16, split: str = "train") -
     return root
 
 
+def make_unaligned(
+    root: Path, counts: tuple[int, int] = (3, 4), size: int = 32, seed: int = 7
+) -> Path:
+    """Random images in the CycleGAN layout: ``counts`` files in ``root/trainA`` and ``trainB``."""
+    rng = np.random.default_rng(seed)
+    for side, n in zip(("trainA", "trainB"), counts, strict=True):
+        (root / side).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / side / f"{i}.png")
+    return root
+
+
 def base_config(data_root: Path, run_dir: Path, size: int = 16) -> dict[str, Any]:
     return {
         "name": "engine-test",

@@ -304,22 +304,6 @@ def test_cityscapes_prepared_layout_with_table(reg: Registry, tmp_path: Path) ->
     (root / "table.txt").write_text(
         "0 gtFine/val/x/x_1_gtFine_trainIds.png leftImg8bit/val/x/x_1_leftImg8bit.png\n"
     )
-    item = reg.build(
-        "dataset",
-        {
-            "type": "cityscapes",
-            "root": str(root),
-            "layout": "prepared",
-            "split": "test",
-            "size": 8,
-            "table": "table.txt",
-        },
-    )[0]
-    assert red(item, "target") == 50 and round((float(item["input"][2, 0, 0]) + 1) * 127.5) == 142
-    assert (item["segmentation"][:4] == 13).all() and (item["segmentation"][4:] == 255).all()
-
-    # segmentation_size full: the 16 px map as stored, next to 8 px images (the mIoU protocol
-    # compares at the labels' own resolution)
     config = {
         "type": "cityscapes",
         "root": str(root),
@@ -327,8 +311,14 @@ def test_cityscapes_prepared_layout_with_table(reg: Registry, tmp_path: Path) ->
         "split": "test",
         "size": 8,
         "table": "table.txt",
-        "segmentation_size": "full",
     }
+    item = reg.build("dataset", config)[0]
+    assert red(item, "target") == 50 and round((float(item["input"][2, 0, 0]) + 1) * 127.5) == 142
+    assert (item["segmentation"][:4] == 13).all() and (item["segmentation"][4:] == 255).all()
+
+    # segmentation_size full: the 16 px map as stored, next to 8 px images (the mIoU protocol
+    # compares at the labels' own resolution)
+    config = {**config, "segmentation_size": "full"}
     item = reg.build("dataset", config)[0]
     assert item["input"].shape[-2:] == (8, 8) and item["segmentation"].shape == (16, 16)
     assert (item["segmentation"][:8] == 13).all() and (item["segmentation"][8:] == 255).all()

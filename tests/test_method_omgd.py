@@ -9,16 +9,15 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from tests._engine_util import (
     make_aligned,
     make_registry,
     make_spec,
+    make_unaligned,
     merge,
     same_tensors,
     single_thread,  # noqa: F401 - autouse fixture
@@ -50,14 +49,7 @@ def aligned_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unaligned_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("unaligned")
-    rng = np.random.default_rng(7)
-    for side, n in (("trainA", 3), ("trainB", 4)):
-        (root / side).mkdir()
-        for i in range(n):
-            pixels = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / side / f"{i}.png")
-    return root
+    return make_unaligned(tmp_path_factory.mktemp("unaligned"), size=SIZE, seed=7)
 
 
 def output(run_dir: Path, **changes) -> dict:

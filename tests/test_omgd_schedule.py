@@ -8,15 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from tests._engine_util import (
     make_registry,
     make_spec,
+    make_unaligned,
     merge,
     same_tensors,
     single_thread,  # noqa: F401 - autouse fixture
@@ -46,14 +45,7 @@ def reg():
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("unaligned")
-    rng = np.random.default_rng(11)
-    for side, n in (("trainA", 3), ("trainB", 4)):
-        (root / side).mkdir()
-        for i in range(n):
-            pixels = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(root / side / f"{i}.png")
-    return root
+    return make_unaligned(tmp_path_factory.mktemp("unaligned"), size=SIZE, seed=11)
 
 
 def config(root: Path, run_dir: Path, **schedule: Any) -> dict:
