@@ -29,7 +29,7 @@ from vemkit.engine.program import compile
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
 from vemkit_plugins.methods.omgd import ORDER_DISCRIMINATOR_AFTER_TEACHER
-from vemkit_plugins.methods.omgd_losses import ssim_loss, tv_loss
+from vemkit_plugins.methods.omgd_losses import gan_loss_d, ssim_loss, tv_loss
 from vemkit_plugins.methods.options import MOBILE_RESNET_CD_TAPS, UNET_CD_TAPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -307,6 +307,37 @@ def test_terms_read_the_right_teacher_images(reg, aligned_root, tmp_path):
     assert value["omgd.tv.wide"] == value["omgd.tv.deep"] == pytest.approx(tv, rel=1e-5)
     assert value["omgd.teacher_l1.deep"] == pytest.approx(float(F.l1_loss(deep, target)), rel=1e-5)
     assert all(math.isfinite(v) for v in value.values())
+
+
+def test_discriminator_reuses_scores_with_the_same_values_and_gradients(
+    reg, aligned_root, tmp_path
+):
+    # The discriminator phase takes the fake scores from the teachers' GAN terms and scores the
+    # real pairs once for both heads (all 5 blocks shared); against scoring everything anew,
+    # loss and gradients must agree.
+    program = compile(make_spec(reg, pix2pix_config(aligned_root, tmp_path)), registry=reg)
+    method = program.components["method"]
+    assert method.reuse_fake_scores and program.phase("teacher").retain_graph
+    net = program.module("discriminator")
+    params = [p for p in net.parameters()]
+    state = batch_state(program, example(program))
+    with program.activate(state):
+        for term in program.phase("teacher").terms:
+            term.fn(state)
+        reused = sum(t.fn(state) for t in program.phase("discriminator").terms)
+        assert "omgd.d_real" in state.values
+        anew = 0.0
+        for head, (_, name) in enumerate(method.teachers):
+            real = net(torch.cat([state["input"], state["target"]], 1), head)
+            fake = net(torch.cat([state["input"], state.detached(name)], 1), head)
+            anew = anew + gan_loss_d(real, fake, "hinge")
+    assert reused.item() == pytest.approx(anew.item(), rel=1e-6)
+    got = torch.autograd.grad(reused, params, allow_unused=True)
+    want = torch.autograd.grad(anew, params, allow_unused=True)
+    for g, w in zip(got, want, strict=True):
+        assert (g is None) == (w is None)
+        if g is not None:
+            assert torch.allclose(g, w, rtol=1e-5, atol=1e-7)
 
 
 def test_cyclegan_teacher_taps_keep_the_activations_of_g_a_on_a(reg, unaligned_root, tmp_path):

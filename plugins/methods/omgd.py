@@ -121,6 +121,8 @@ class OMGD:
         self.cd_keys: list[tuple[str, str]] = []
         self.conditional = False
         self.discriminator_config: Any = None
+        self.reuse_fake_scores = False
+        """pix2pix: the discriminator phase scores the fakes through the teacher phase's graph."""
         self.schedule = (
             BestTeacherSchedule(options.best_teacher, teacher=TEACHER)
             if options.best_teacher is not None and self.cyclegan and self.online
@@ -298,7 +300,16 @@ class OMGD:
             return
         o = self.options
         if self.online:
-            program.add_phase(TEACHER, order=ORDER_TEACHER, groups=[TEACHER], every=o.n_dis)
+            # pix2pix: the discriminator phase reuses the fake scores of the teachers' GAN
+            # terms, so their graph must outlive the teacher phase's backward.
+            self.reuse_fake_scores = not self.cyclegan and o.lambda_gan > 0
+            program.add_phase(
+                TEACHER,
+                order=ORDER_TEACHER,
+                groups=[TEACHER],
+                every=o.n_dis,
+                retain_graph=self.reuse_fake_scores,
+            )
             program.add_phase(
                 DISCRIMINATOR,
                 order=ORDER_DISCRIMINATOR_AFTER_TEACHER,
@@ -412,15 +423,31 @@ class OMGD:
     def _teacher_gan(self, name: str, head: int) -> Callable[[State], Tensor]:
         def term(state: State) -> Tensor:
             net = state.program.module(DISCRIMINATOR)
-            return gan_loss_g(self._score(state, net, state[name], head), self.gan_mode)
+            scores = self._score(state, net, state[name], head)
+            if self.reuse_fake_scores:
+                state.values[f"omgd.d_fake.{name}"] = scores
+            return gan_loss_g(scores, self.gan_mode)
 
         return term
 
     def _pix2pix_d(self, name: str, head: int) -> Callable[[State], Tensor]:
+        # Two savings over scoring every image anew, with the same values: the teachers' GAN
+        # terms already scored the fakes with this very discriminator (its step comes after),
+        # and when every block is shared (OMGD's n_share 5) all heads are one network, so the
+        # real pairs are scored once for all heads. Autograd sums the reused scores' gradients.
         def term(state: State) -> Tensor:
             net = state.program.module(DISCRIMINATOR)
-            fake = self._score(state, net, state.detached(name), head)
-            real = self._score(state, net, state["target"], head)
+            fake = state.values.pop(f"omgd.d_fake.{name}", None)
+            if fake is None:
+                fake = self._score(state, net, state.detached(name), head)
+            if getattr(net, "n_share", 0) >= getattr(net, "n_blocks", 1):
+                real = state.values.get("omgd.d_real")
+                if real is None:
+                    real = state.values["omgd.d_real"] = self._score(
+                        state, net, state["target"], head
+                    )
+            else:
+                real = self._score(state, net, state["target"], head)
             return gan_loss_d(real, fake, self.gan_mode)
 
         return term

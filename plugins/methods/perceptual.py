@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from vemkit.errors import VemkitError
+from vemkit_plugins._layout import channels_last
 
 ExtractorName = Literal["vgg16", "inception", "random_vgg16"]
 
@@ -59,7 +60,16 @@ INCEPTION_TAPS = ("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e")
 
 
 class FrozenExtractor(nn.Module):
-    """Base: no trainable parameters, always in eval mode, ``forward(x) -> list[Tensor]``."""
+    """Base: no trainable parameters, always in eval mode, ``forward(x) -> list[Tensor]``.
+
+    On the CPU the network runs channels-last (oneDNN's faster layout: at 256 px, batch 4, one
+    thread, a student forward+backward and two teacher forwards take 17 % less time with
+    Inception, 5 % less with VGG16); the features come out channels-last, the gradient of the
+    input in NCHW. Elsewhere the layout is left alone.
+    """
+
+    _channels_last = False
+    """Whether the weights are channels-last now (they follow the input's device)."""
 
     def freeze(self) -> FrozenExtractor:
         self.requires_grad_(False)
@@ -68,6 +78,14 @@ class FrozenExtractor(nn.Module):
     def train(self, mode: bool = True) -> FrozenExtractor:
         # A parent's .train() must not switch a frozen extractor to batch statistics.
         return super().train(False)
+
+    def _layout(self, x: Tensor) -> Tensor:
+        """``x`` in the layout this extractor runs in on ``x``'s device (weights converted once)."""
+        wanted = x.device.type == "cpu"
+        if wanted != self._channels_last:
+            self.to(memory_format=torch.channels_last if wanted else torch.contiguous_format)
+            self._channels_last = wanted
+        return channels_last(x) if wanted else x
 
 
 def _vgg16_trunk() -> nn.Sequential:
@@ -103,6 +121,7 @@ class VGG16Features(FrozenExtractor):
         self.freeze()
 
     def forward(self, x: Tensor) -> list[Tensor]:
+        x = self._layout(x)
         x = (x + 1.0) / 2.0  # OMGD: (x + 1) / 2, no ImageNet normalisation unless asked
         if self.normalize:
             x = (x - self.mean) / self.std
@@ -190,6 +209,7 @@ class InceptionFeatures(FrozenExtractor):
 
     def forward(self, x: Tensor) -> list[Tensor]:
         n = self.net
+        x = self._layout(x)
         x = ((x + 1.0) * 127.5 - 128.0) / 128.0  # [-1, 1] → pixels 0..255 → FID's (p − 128)/128
         x = n.Conv2d_2b_3x3(n.Conv2d_2a_3x3(n.Conv2d_1a_3x3(x)))
         out = [x]

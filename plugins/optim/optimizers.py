@@ -22,24 +22,56 @@ from vemkit_plugins.optim.options import (
     SGDOptions,
 )
 
+_FUSED_DEVICES = ("cpu", "cuda")
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _listed(params: Iterable[Any]) -> list[Any]:
+    """``params`` as a list of tensors or of groups whose ``params`` are lists (iterated once)."""
+    out = []
+    for item in params:
+        if isinstance(item, dict):
+            group = item["params"]
+            item = {**item, "params": [group] if isinstance(group, torch.Tensor) else list(group)}
+        out.append(item)
+    return out
+
+
+def _fused(wanted: bool, params: list[Any]) -> bool | None:
+    """``True`` when torch's fused Adam kernel can step every parameter (floating point, on the
+    CPU or CUDA, dense); else ``None``: torch's default implementation."""
+    tensors = [t for item in params for t in (item["params"] if isinstance(item, dict) else [item])]
+    usable = all(
+        isinstance(t, torch.Tensor)
+        and t.dtype in _FUSED_DTYPES
+        and t.device.type in _FUSED_DEVICES
+        and not t.is_sparse
+        for t in tensors
+    )
+    return True if wanted and usable else None
+
 
 def adam(options: AdamOptions, *, params: Iterable[Any], **_: Any) -> torch.optim.Optimizer:
+    params = _listed(params)
     return torch.optim.Adam(
         params,
         lr=options.lr,
         betas=tuple(options.betas),
         eps=options.eps,
         weight_decay=options.weight_decay,
+        fused=_fused(options.fused, params),
     )
 
 
 def adamw(options: AdamWOptions, *, params: Iterable[Any], **_: Any) -> torch.optim.Optimizer:
+    params = _listed(params)
     return torch.optim.AdamW(
         params,
         lr=options.lr,
         betas=tuple(options.betas),
         eps=options.eps,
         weight_decay=options.weight_decay,
+        fused=_fused(options.fused, params),
     )
 
 

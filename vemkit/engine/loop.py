@@ -268,7 +268,7 @@ class Trainer:
                 f"({', '.join(phase.groups)}); terms: {', '.join(values)}"
             )
         loss = self.scaler.scale(total) if self.scaler is not None else total
-        loss.backward(inputs=phase.params)
+        loss.backward(inputs=phase.params, retain_graph=phase.retain_graph)
         distributed.average_gradients(self.dist, phase.params)
         for g in groups:
             if g.grad_clip is None or not g.params:

@@ -98,6 +98,9 @@ class Phase:
     terms: list[Term] = field(default_factory=list)
     source: str = "core"
     params: list[nn.Parameter] = field(default_factory=list)
+    retain_graph: bool = False
+    """Keep this phase's autograd graph after its backward, for a later phase of the same
+    iteration that back-propagates through a part of it (into its own parameters only)."""
 
     def runs_at(self, step: int) -> bool:
         """Whether the phase runs in the iteration after ``step`` completed ones."""
@@ -283,14 +286,33 @@ class Program:
             )
         self.producers[name] = Producer(name, fn, no_grad, self._source)
 
-    def add_phase(self, name: str, *, order: float, groups: Sequence[str], every: int = 1) -> Phase:
+    def add_phase(
+        self,
+        name: str,
+        *,
+        order: float,
+        groups: Sequence[str],
+        every: int = 1,
+        retain_graph: bool = False,
+    ) -> Phase:
         """Declare a phase stepping ``groups`` every ``every`` iterations, run by ascending
-        ``order`` (see the ``ORDER_*`` constants of :mod:`vemkit.engine.hookspecs`)."""
+        ``order`` (see the ``ORDER_*`` constants of :mod:`vemkit.engine.hookspecs`).
+        ``retain_graph``: keep the phase's graph after its backward, so that a later phase can
+        reuse tensors computed in it (OMGD's discriminator reuses the teachers' fake scores:
+        the discriminator's weights have not changed in between, and its backward, restricted
+        to its own parameters, never enters the teachers' part of the graph)."""
         if any(p.name == name for p in self.phases):
             raise VemkitError(f"phase '{name}' is added twice")
         if every < 1:
             raise VemkitError(f"phase '{name}': every must be at least 1, got {every}")
-        phase = Phase(name, float(order), list(groups), int(every), source=self._source)
+        phase = Phase(
+            name,
+            float(order),
+            list(groups),
+            int(every),
+            source=self._source,
+            retain_graph=retain_graph,
+        )
         self.phases.append(phase)
         self.phases.sort(key=lambda p: p.order)  # stable: equal orders keep insertion order
         return phase
