@@ -357,10 +357,11 @@ class Trainer:
             m.reset()
         for batch in eval_batches(self.eval_set, self.spec.train.batch_size, device=self.device):
             state = State(self.program, batch, self.progress.step, training=False)
-            reference = None  # no such tensor (a dataset without targets): the metric's own
-            if real is not None and real in batch:
-                reference = batch[real]
-            elif real is not None and real in state:
+            # A batch field as it is (none: the metric's own reference, e.g. a dataset
+            # without targets), else a named tensor of the program (``omgd.fake_A``).
+            if real is None or real in batch or real in ("input", "target"):
+                reference = batch.get(real) if real is not None else None
+            else:
                 reference = state[real]
             extras = {}
             if real == "target":
