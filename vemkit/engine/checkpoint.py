@@ -108,14 +108,6 @@ def decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 # -- files --------------------------------------------------------------------------------------
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -196,7 +188,7 @@ def save(
         (tmp / SPEC_FILE).write_text(spec_yaml, encoding="utf-8")
         files += [STATE_TENSORS, STATE_JSON, SPEC_FILE]
         for fname in files:
-            _fsync_file(tmp / fname)
+            fileio.fsync_file(tmp / fname)
         complete = {"step": step, "files": {f: sha256(tmp / f) for f in files}}
         with open(tmp / COMPLETE, "w", encoding="utf-8") as f:
             f.write(json.dumps(complete, indent=1) + "\n")

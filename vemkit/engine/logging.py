@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from vemkit.errors import VemkitError
+from vemkit.fileio import atomic_path
 
 METRICS = "metrics.jsonl"
 
@@ -155,8 +156,6 @@ def save_grid(path: Path, columns: Sequence[Tensor]) -> Path:
     in [-1, 1]; gray columns are shown as RGB next to colour ones."""
     from torchvision.utils import save_image
 
-    from vemkit.engine.checkpoint import _fsync_file
-
     channels = max(c.shape[1] for c in columns)
     shown = []
     for c in columns:
@@ -166,9 +165,8 @@ def save_grid(path: Path, columns: Sequence[Tensor]) -> Path:
         shown.append(c)
     n = shown[0].shape[0]
     rows = torch.stack(shown, dim=1).reshape(n * len(shown), *shown[0].shape[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_image((rows + 1) / 2, str(tmp), nrow=len(shown), padding=2, value_range=(0, 1))
-    _fsync_file(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_image(
+            (rows + 1) / 2, str(tmp), format="png", nrow=len(shown), padding=2, value_range=(0, 1)
+        )
     return path
