@@ -41,6 +41,7 @@ if __package__ in (None, ""):  # run as a file: make the package `benchmarks` im
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _timing
+from vemkit.commands._common import add_set_option
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -339,14 +340,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="spec override for every run (repeatable)",
-    )
+    add_set_option(p, help="spec override for every run (repeatable)")
     p.add_argument(
         "--mi-set",
         dest="mi_overrides",

@@ -53,6 +53,7 @@ if __package__ in (None, ""):  # run as a file: make the package `benchmarks` im
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import _timing
+from vemkit.commands._common import add_set_option
 from vemkit.engine.hookspecs import hookimpl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -401,14 +402,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--size", type=int, default=PAPER_SIZE, help="image side (256: the paper's setting)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic images")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="spec override for both sides (repeatable)",
-    )
+    add_set_option(p, help="spec override for both sides (repeatable)")
     p.add_argument(
         "--vem-set",
         dest="vem_overrides",

@@ -6,16 +6,16 @@ import argparse
 import sys
 from typing import Any
 
+SET_HELP = (
+    "override a spec value, e.g. --set train.iterations=100 --set mi.weight=0.2 "
+    "(YAML-typed; lists and maps allowed); repeatable"
+)
 
-def add_set_option(parser: argparse.ArgumentParser) -> None:
+
+def add_set_option(parser: argparse.ArgumentParser, help: str = SET_HELP) -> None:
+    """``--set PATH=VALUE`` (repeatable) into ``args.overrides``."""
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="PATH=VALUE",
-        help="override a spec value, e.g. --set train.iterations=100 --set mi.weight=0.2 "
-        "(YAML-typed; lists and maps allowed); repeatable",
+        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE", help=help
     )
 
 
