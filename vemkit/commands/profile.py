@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from vemkit.commands._common import add_command
@@ -37,7 +38,13 @@ def add_parser(subparsers: Any) -> None:
         examples=EPILOG,
         func=run,
     )
-    p.add_argument("spec", nargs="?", metavar="SPEC", help="spec file (YAML or JSON)")
+    p.add_argument(
+        "spec",
+        nargs="?",
+        metavar="SPEC_OR_RUN_DIR",
+        help="spec file (YAML or JSON), or a run directory (a recipe's: the networks of its "
+        "last stage, e.g. the pruned student)",
+    )
     p.add_argument(
         "--arch",
         metavar="YAML",
@@ -95,6 +102,21 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="torch intra-op threads for latency (default: torch's choice)",
     )
+
+
+def run_spec_file(path: Path) -> Path:
+    """The spec file of ``path``: itself, a run directory's resolved spec, or for a recipe the
+    resolved spec of its last stage holding weights (with the architectures it recorded)."""
+    from vemkit.engine.recipe import final_stage_dir, is_recipe_dir
+
+    if is_recipe_dir(path):
+        path = final_stage_dir(path)
+    if path.is_dir():
+        resolved = path / "spec.resolved.yaml"
+        if not resolved.is_file():
+            raise VemkitError(f"{path}: not a run directory (no spec.resolved.yaml)")
+        return resolved
+    return path
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -260,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
             raise VemkitError("--input applies to --arch; a spec's size comes from data.train")
         from vemkit.spec import load_spec
 
-        spec = load_spec(args.spec, args.overrides)
+        spec = load_spec(run_spec_file(Path(args.spec)), args.overrides)
         items, notes = spec_modules(spec)
 
     runs = 0 if args.no_latency else args.latency_runs
