@@ -273,3 +273,29 @@ def test_a_recipe_killed_inside_any_stage_resumes_to_the_same_weights(
     )
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert_same_result(tmp_path / "whole", tmp_path / "killed")
+
+
+def test_the_report_shows_each_stage_and_what_a_step_changed(reg, data_root, tmp_path):
+    from vemkit.report import write_report
+
+    run_dir = tmp_path / "run"
+    run_engine(make_spec(reg, recipe_config(data_root, run_dir)), registry=reg)
+    written = write_report([run_dir])
+    assert written["md"] == run_dir / "report.md"
+    text = written["md"].read_text()
+    assert "## Stages" in text
+    assert "#### 1. pretrain (train)" in text and "#### 3. distil (train)" in text
+    assert "| body.0 | 4 | 2 |" in text  # channels before and after the step
+    assert "Table `kept`" in text
+    assert (run_dir / "stage_run_01.png").is_file() and (run_dir / "stage_run_03.png").is_file()
+    assert "<h2>Stages</h2>" in written["html"].read_text()
+
+
+def test_plan_draws_a_recipe_as_a_chain_of_stages(reg, data_root, tmp_path):
+    from vemkit.plan import plan_of, render
+
+    spec = make_spec(reg, recipe_config(data_root, tmp_path / "run"))
+    text = render(plan_of(spec, registry=reg), "mermaid")
+    assert text.splitlines()[0] == "flowchart LR"
+    assert "stage_1_pretrain -->" in text
+    assert "stage_2_shrink -- student --> stage_3_distil" in text

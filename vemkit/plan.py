@@ -191,6 +191,31 @@ def _node(name: str) -> str:
 
 
 def _mermaid(plan: dict[str, Any]) -> str:
+    if plan.get("recipe"):
+        return _mermaid_recipe(plan["recipe"])
+    return _mermaid_program(plan)
+
+
+def _mermaid_recipe(stages: list[dict[str, Any]]) -> str:
+    lines = ["flowchart LR"]
+    prev = None
+    for i, st in enumerate(stages, 1):
+        node = f"stage_{i}_{_node(st['name'])}"
+        if st["kind"] == "train":
+            label = f"{i}. {st['name']}<br/>train, {st['iterations']} iterations"
+            lines.append(f'  {node}["{label}"]')
+        else:
+            label = f"{i}. {st['name']}<br/>{st['about']}".replace('"', "'")
+            lines.append(f'  {node}{{{{"{label}"}}}}')
+        if prev:
+            changed = ", ".join(stages[i - 2]["changes"])
+            edge = f" -- {changed} --> " if changed else " --> "
+            lines.append(f"  {prev}{edge}{node}")
+        prev = node
+    return "\n".join(lines)
+
+
+def _mermaid_program(plan: dict[str, Any]) -> str:
     lines = ["flowchart LR", "  input([input]) --> teacher & student"]
     for m in plan["modules"]:
         lines.append(f'  {_node(m["name"])}["{m["name"]}: {m["type"]}"]')
