@@ -299,3 +299,13 @@ def test_plan_draws_a_recipe_as_a_chain_of_stages(reg, data_root, tmp_path):
     assert text.splitlines()[0] == "flowchart LR"
     assert "stage_1_pretrain -->" in text
     assert "stage_2_shrink -- student --> stage_3_distil" in text
+
+
+def test_a_held_out_part_of_the_training_split_is_seeded_and_disjoint():
+    from vemkit.engine.data import holdout_indices
+
+    rest, held = holdout_indices(10, 0.5, seed=1)
+    assert len(held) == 5 and not set(rest) & set(held) and sorted(rest + held) == list(range(10))
+    assert holdout_indices(10, 0.5, seed=1) == (rest, held)
+    assert holdout_indices(10, 0.5, seed=2) != (rest, held)
+    assert len(holdout_indices(7, 0.3, seed=0)[1]) == 2

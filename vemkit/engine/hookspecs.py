@@ -141,7 +141,11 @@ def vemkit_stage_step(program: Program, stage: StageInfo, context: dict[str, Any
     keeps a cache of finished work there, so that a resumed run does not redo it), ``device``,
     ``dist``, ``data`` (a stream of training batches: ``context["data"].next()``),
     ``train_set``, ``eval_set``, ``batch_size``, ``say`` (tell the user), ``progress`` (show a
-    progress bar), ``registry``. The global RNG is seeded for the stage.
+    progress bar), ``registry``, ``holdout(fraction)`` (the training split without
+    augmentation, split by the spec's seed into (the rest, a held-out ``fraction``): a search
+    scores its candidates there, never on the test split) and ``score(fake, metrics, dataset,
+    real="target", limit=None)`` (any registered metrics, ``[{type: fid}]``, of the images
+    ``fake(batch)`` over ``dataset``). The global RNG is seeded for the stage.
 
     Return a :class:`vemkit.engine.recipe.StepResult`: the new architecture of the teacher or
     the student as an arch config (``{"type": "pruned", ...}``, a searched

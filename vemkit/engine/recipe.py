@@ -389,6 +389,17 @@ def _run_step(
         "say": say,
         "progress": (sys.stderr.isatty() if job.progress is None else job.progress) and dist.main,
         "registry": reg,
+        "holdout": lambda fraction: _holdout(reg, stage_spec, fraction),
+        "score": lambda fake, metrics, dataset, **kw: score_images(
+            fake,
+            metrics,
+            dataset,
+            device=device,
+            batch_size=stage_spec.train.batch_size,
+            registry=reg,
+            seed=stage_spec.seed,
+            **kw,
+        ),
     }
     try:
         result = program.plugins.hook.vemkit_stage_step(
@@ -435,6 +446,54 @@ def _run_step(
     summary = dict(result.summary)
     summary["__archs__"] = {r: getattr(new_spec, r).arch.model_dump(mode="json") for r in ROLES}
     return path, summary
+
+
+def _holdout(reg: Any, spec: Any, fraction: float) -> tuple[Any, Any]:
+    """(the rest, the held-out ``fraction``) of the training split, both without augmentation
+    (for scoring), split by the spec's seed."""
+    from vemkit.engine.data import Part, holdout_indices
+
+    plain = reg.build("dataset", spec.data.train, seed=spec.seed, augment=False)
+    rest, held = holdout_indices(len(plain), fraction, seed=spec.seed)
+    return Part(plain, rest), Part(plain, held)
+
+
+def score_images(
+    fake: Callable[[dict[str, Any]], Any],
+    metrics: Sequence[Any],
+    dataset: Any,
+    *,
+    device: Any,
+    batch_size: int,
+    registry: Any,
+    seed: int,
+    real: str | None = "target",
+    limit: int | None = None,
+) -> dict[str, float]:
+    """Scores of the images ``fake(batch)`` over ``dataset`` by ``metrics`` (metric configs,
+    ``{type: fid, ...}``, or built metrics), against the batches' ``real`` field (None: the
+    metric's own reference). No gradients; the global RNG is restored after (seeded by
+    ``seed`` inside, so every candidate of a search sees the same noise)."""
+    import torch
+
+    from vemkit.engine.data import eval_batches
+
+    built = [
+        m if hasattr(m, "update") and hasattr(m, "compute") else registry.build("metric", m)
+        for m in metrics
+    ]
+    for m in built:
+        m.reset()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        for batch in eval_batches(dataset, batch_size, device=device, limit=limit):
+            reference = batch.get(real) if real is not None else None
+            for m in built:
+                m.update(fake(batch), reference)
+    results: dict[str, float] = {}
+    for m in built:
+        results.update({k: float(v) for k, v in m.compute().items()})
+    return results
 
 
 def _merged_archs(stage_spec: Any, new: dict[str, Any]) -> dict[str, Any]:
