@@ -597,7 +597,7 @@ class _Analysis:
             reason = why or f"'{path}' is a grouped conv ({groups} groups)"
             for n in in_lay:
                 self.nodes.fix(n, reason)
-            out = self.layers[path].out_layout if path in self.layers else self.fresh(c_out, "")
+            out = self.layers[path].out_layout if path in self.layers else self.fresh(c_out, None)
             self.nodes.fix(out[0], reason)
             self.producer_of.setdefault(out[0], path)
             self.record(
@@ -642,7 +642,7 @@ class _Analysis:
             self.producer_of[out[0]] = path
         if not ok:
             for n in (*in_lay, *out):
-                self.nodes.fix(n, why or "")
+                self.nodes.fix(n, why or "weight transform not understood")
         self.record(
             path, "linear", module, depthwise=False, out_layout=out, in_layout=in_lay,
             resizable=ok, in_shape=in_shape, out_shape=out_shape,
@@ -929,7 +929,8 @@ def check_widths(graph: ChannelGraph, widths: Mapping[str, Any], where: str = "w
         space = names.get(name)
         if space is None:
             close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
+            listed = ", ".join(list(names)[:8]) + (", ..." if len(names) > 8 else "")
+            hint = f"; did you mean '{close[0]}'?" if close else f" (spaces: {listed})"
             problems.append(f"{where}.{name}: no such channel space{hint}")
             continue
         count = value if isinstance(value, int) else int(torch.as_tensor(value).numel())
