@@ -7,13 +7,12 @@ import random
 import pytest
 import torch
 
-from vemkit import registry
+from tests.test_compress_channels import Attention, CatSkip, Chain, meta_build
 from vemkit.cli import main
 from vemkit.profile import count_macs
 from vemkit_plugins.compress.channels import analyze
 from vemkit_plugins.compress.macs import WidthMacs, width_macs
 from vemkit_plugins.compress.slicing import apply_widths, meta_copy
-from tests.test_compress_channels import Attention, CatSkip, Chain, meta_build
 
 CONVENTIONS = ("paper", "exact", "thop_legacy")
 

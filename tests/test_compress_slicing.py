@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from tests.test_compress_channels import CatSkip, Chain, Depthwise, Residual
 from vemkit import registry
 from vemkit.errors import VemkitError
 from vemkit_plugins.compress.channels import analyze
 from vemkit_plugins.compress.slicing import apply_widths, meta_copy
-from tests.test_compress_channels import CatSkip, Chain, Depthwise, Residual
 
 
 def _seeded(cls):
