@@ -153,3 +153,18 @@ def test_pruned_options_are_validated():
         )
     with pytest.raises(Exception, match="input"):
         registry.build("arch", {"type": "pruned", "base": base, "widths": {}})
+
+
+def test_profile_reads_channels_through_the_base():
+    from vemkit.profile import arch_channels
+
+    options = registry.options(
+        "arch",
+        {
+            "type": "pruned",
+            "base": {"type": "unet", "input_nc": 1, "output_nc": 2},
+            "input": [1, 256, 256],
+        },
+    )
+    assert arch_channels(options) == 1
+    assert arch_channels(options, ("output_nc",)) == 2

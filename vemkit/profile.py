@@ -356,11 +356,17 @@ def spec_input_size(spec: Any) -> int:
 
 
 def arch_channels(arch: Any, names: Sequence[str] = IN_CHANNELS, default: int = 3) -> int:
-    """The first of ``names`` that the ``arch`` options carry (``input_nc``, ...), else default."""
+    """The first of ``names`` that the ``arch`` options carry (``input_nc``, ...), else default.
+
+    An arch that wraps another (``pruned``: its ``base``) answers with the wrapped one's.
+    """
     for name in names:
         value = getattr(arch, name, None)
         if isinstance(value, int) and value > 0:
             return value
+    base = getattr(arch, "base", None)
+    if base is not None and base is not arch:
+        return arch_channels(base, names, default)
     return default
 
 
