@@ -14,6 +14,7 @@ from vemkit import hookimpl
 def vemkit_register(registry) -> None:
     from vemkit_plugins import (
         archs,
+        compress,
         data,
         energies,
         losses,
@@ -24,5 +25,5 @@ def vemkit_register(registry) -> None:
         samplers,
     )
 
-    for package in (archs, data, energies, losses, methods, metrics, mi, optim, samplers):
+    for package in (archs, compress, data, energies, losses, methods, metrics, mi, optim, samplers):
         package.register(registry)

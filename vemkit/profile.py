@@ -16,6 +16,14 @@ sees every ``aten`` convolution and matrix product a forward runs, whether it co
 ``exact``
     True multiply-accumulates: ``FlopCounterMode`` FLOPs / 2 (transposed convolutions counted
     at their input resolution, biases free).
+``thop_legacy``
+    What thop ≤ 0.0.31 printed for GCC's networks (the SAGAN row: 23.45M at ngf 64, 15.62M at
+    ngf 48; reference/baselines.md §0), counted with forward hooks as thop did: conv and
+    transposed conv = ``out.numel() * (C_in/groups * k^2 + [bias])`` (output-based), Linear =
+    ``in_features * out.numel()``, eval BatchNorm = ``2 * in.numel()``, everything else 0 —
+    and a layer wrapped in spectral norm (a parametrised weight, or an old-style
+    ``weight_orig`` hook) counts 0, because GCC's wrapper called the inner ``forward`` directly
+    and thop's hooks never saw it. Only for reproducing that row; it is not a cost.
 
 Counting runs on the meta device (no memory for activations, no arithmetic), in eval mode,
 under ``no_grad``; a module that cannot run on meta is counted with real zeros instead.
@@ -34,8 +42,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-Convention = Literal["paper", "exact"]
-CONVENTIONS: tuple[str, ...] = ("paper", "exact")
+Convention = Literal["paper", "exact", "thop_legacy"]
+CONVENTIONS: tuple[str, ...] = ("paper", "exact", "thop_legacy")
 
 Shape = tuple[int, ...]
 
@@ -79,7 +87,7 @@ def _paper_conv_flops(
 
 
 def _flop_mapping(convention: str) -> dict[Any, Callable[..., int]]:
-    if convention == "exact":
+    if convention in ("exact", "thop_legacy"):
         return {}
     if convention == "paper":
         aten = torch.ops.aten
@@ -158,15 +166,63 @@ def _count_flops(
     return int(counter.get_total_flops())
 
 
+def thop_hidden(module: nn.Module) -> bool:
+    """Whether old thop missed ``module``: its weight is wrapped in spectral norm (or any
+    parametrization / old-style ``weight_orig`` hook), which GCC's wrapper hid from thop."""
+    from torch.nn.utils import parametrize
+
+    return parametrize.is_parametrized(module) or hasattr(module, "weight_orig")
+
+
+def _thop_legacy_macs(module: nn.Module, args: tuple[Any, ...]) -> int:
+    total = 0
+
+    def conv_hook(m: nn.Module, _args: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        k = math.prod(m.kernel_size)
+        total += out.numel() * (m.in_channels // m.groups * k + (m.bias is not None))
+
+    def linear_hook(m: nn.Module, _args: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        total += m.in_features * out.numel()
+
+    def bn_hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
+        nonlocal total
+        total += 2 * inputs[0].numel()
+
+    handles = []
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd) and not thop_hidden(m):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear) and not thop_hidden(m):
+            handles.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            handles.append(m.register_forward_hook(bn_hook))
+    try:
+        with eval_mode(module), torch.no_grad():
+            try:
+                _run_on_meta(module, args)
+            except (NotImplementedError, RuntimeError):
+                total = 0
+                module(*(torch.zeros_like(a) if isinstance(a, torch.Tensor) else a for a in args))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
 def count_macs(module: nn.Module, inputs: Any, convention: str = "paper") -> int:
     """Multiply-accumulates of one forward of ``module`` on ``inputs`` (batch 1 by convention).
 
     ``inputs`` is a tensor or a tuple of positional tensors; only their shapes and dtypes
-    matter. ``convention`` is ``"paper"`` (torchprofile's rule, what the tables print) or
-    ``"exact"`` (true MACs = FlopCounterMode FLOPs / 2); see the module docstring.
+    matter. ``convention`` is ``"paper"`` (torchprofile's rule, what the tables print),
+    ``"exact"`` (true MACs = FlopCounterMode FLOPs / 2) or ``"thop_legacy"`` (GCC's old-thop
+    figure, spectral-norm layers uncounted); see the module docstring.
     """
     mapping = _flop_mapping(convention)
     args = _as_tuple(inputs)
+    if convention == "thop_legacy":
+        return _thop_legacy_macs(module, args)
     try:
         flops = _count_flops(module, args, mapping, meta=True)
     except (NotImplementedError, RuntimeError):
@@ -300,11 +356,17 @@ def spec_input_size(spec: Any) -> int:
 
 
 def arch_channels(arch: Any, names: Sequence[str] = IN_CHANNELS, default: int = 3) -> int:
-    """The first of ``names`` that the ``arch`` options carry (``input_nc``, ...), else default."""
+    """The first of ``names`` that the ``arch`` options carry (``input_nc``, ...), else default.
+
+    An arch that wraps another (``pruned``: its ``base``) answers with the wrapped one's.
+    """
     for name in names:
         value = getattr(arch, name, None)
         if isinstance(value, int) and value > 0:
             return value
+    base = getattr(arch, "base", None)
+    if base is not None and base is not arch:
+        return arch_channels(base, names, default)
     return default
 
 
@@ -353,6 +415,8 @@ class ProfileRow:
     """Shapes of the forward's inputs, batch included."""
     convention: str = "paper"
     """Which MAC count :attr:`macs` and the table show."""
+    macs_thop_legacy: int | None = None
+    """GCC's old-thop count, computed only when ``convention`` is ``thop_legacy``."""
     arch: str | None = None
     generator: bool = True
     """Ratios against the teacher are printed for generators only."""
@@ -362,6 +426,8 @@ class ProfileRow:
 
     @property
     def macs(self) -> int:
+        if self.convention == "thop_legacy" and self.macs_thop_legacy is not None:
+            return self.macs_thop_legacy
         return self.macs_exact if self.convention == "exact" else self.macs_paper
 
     def to_dict(self) -> dict[str, Any]:
@@ -401,6 +467,8 @@ def profile_module(
         arch=arch,
         generator=generator,
     )
+    if convention == "thop_legacy":
+        row.macs_thop_legacy = count_macs(module, inputs, "thop_legacy")
     if latency_runs > 0:
         row.latency = measure_latency(module, inputs, latency_runs, warmup, False, device)
         if compiled:

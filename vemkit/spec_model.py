@@ -25,6 +25,10 @@ if typing.TYPE_CHECKING:
     from vemkit.registry import Component, Registry
 
 _cache: dict[tuple[str, int, str], Any] = {}
+_resolving: set[tuple[int, str, str]] = set()
+"""(registry id, kind, name) of the envelopes being built: a component whose options nest its
+own kind (``arch: pruned`` holds a ``base`` arch) gets a union without itself there, instead of
+recursing forever."""
 
 
 def _key(reg: Registry, what: str) -> tuple[str, int, str]:
@@ -40,7 +44,12 @@ def tagged_model(reg: Registry, comp: Component) -> type[BaseModel]:
     """The envelope of one component: its (resolved) options model plus ``type: Literal[name]``."""
     key = _key(reg, f"tagged:{comp.kind}:{comp.name}")
     if key not in _cache:
-        base = resolve_model(reg, comp.options)
+        marker = (id(reg), comp.kind, comp.name)
+        _resolving.add(marker)
+        try:
+            base = resolve_model(reg, comp.options)
+        finally:
+            _resolving.discard(marker)
         desc = comp.summary or f"The {comp.kind} component '{comp.name}'."
         model = create_model(
             _class_name(comp.kind, comp.name),
@@ -77,9 +86,12 @@ def _check_tag(reg: Registry, kind: str, value: Any) -> Any:
 
 def component_union(reg: Registry, kind: str) -> Any:
     """``Annotated[Union[...], discriminator]`` over every registered component of ``kind``."""
-    key = _key(reg, f"union:{kind}")
+    excluded = sorted(n for r, k, n in _resolving if r == id(reg) and k == kind)
+    key = _key(reg, f"union:{kind}:-{','.join(excluded)}")
     if key not in _cache:
-        members = tuple(tagged_model(reg, c) for c in reg.components(kind))
+        members = tuple(
+            tagged_model(reg, c) for c in reg.components(kind) if c.name not in excluded
+        )
         check = BeforeValidator(partial(_check_tag, reg, kind))
         if not members:
             # No component of this kind is registered: any value is an error naming the kind.

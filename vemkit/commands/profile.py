@@ -25,7 +25,9 @@ examples:
 
 MAC conventions: 'paper' (default) is torchprofile's rule the GAN-compression tables use
 (transposed convolutions counted at their output resolution); 'exact' is the true count
-(torch FlopCounterMode FLOPs / 2). Latency: batch 1, eval, inference_mode, median of N runs.
+(torch FlopCounterMode FLOPs / 2); 'thop_legacy' is GCC's old-thop figure, which never counted
+spectral-normalised layers (the SAGAN row's 23.45M). Latency: batch 1, eval, inference_mode,
+median of N runs.
 """
 
 
@@ -68,9 +70,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--macs-convention",
-        choices=("paper", "exact"),
+        choices=("paper", "exact", "thop_legacy"),
         default="paper",
-        help="MAC counting rule shown in the table (JSON carries both)",
+        help="MAC counting rule shown in the table (JSON also carries paper and exact)",
     )
     p.add_argument(
         "--latency-runs",
