@@ -82,10 +82,22 @@ class FakeMAE:
 
 
 def make_registry() -> Registry:
-    from vemkit_plugins import archs, data, energies, losses, methods, metrics, mi, optim, samplers
+    from vemkit_plugins import (
+        archs,
+        compress,
+        data,
+        energies,
+        losses,
+        methods,
+        metrics,
+        mi,
+        optim,
+        samplers,
+    )
 
     reg = Registry()
-    for package in (archs, data, energies, losses, methods, metrics, mi, optim, samplers):
+    packages = (archs, compress, data, energies, losses, methods, metrics, mi, optim, samplers)
+    for package in packages:
         package.register(reg)
     reg.add("arch", "tiny", options=TinyOptions, factory=build_tiny)
     reg.add("metric", "fake_mae", options=FakeMetricOptions, factory=lambda o, **_: FakeMAE())
