@@ -269,3 +269,20 @@ def test_supernet_search_finetune_finds_a_config_under_budget_and_resumes(reg, d
     assert resume(split, registry=reg).status == "finished"
     for folder in ("01-supernet", "02-search", "03-finetune"):
         assert same_tensors(final(whole, folder), final(split, folder)), folder
+
+
+def test_profile_of_a_recipe_folder_reports_the_pruned_student(
+    reg, data_root, tmp_path, monkeypatch, capsys
+):
+    import vemkit.registry
+    from vemkit.cli import main
+
+    run_dir = tmp_path / "prune"
+    run_engine(make_spec(reg, config(data_root, run_dir, "prune_kd_test")), registry=reg)
+    summary = json.loads((run_dir / "stages" / "02-prune" / "summary.json").read_text())
+    monkeypatch.setattr(vemkit.registry, "default", lambda: reg)
+    capsys.readouterr()
+    assert main(["profile", str(run_dir), "--no-latency", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["student"]["params"] == summary["after"]["params"]
+    assert rows["student"]["macs_paper"] == summary["after"]["macs"]
