@@ -309,3 +309,26 @@ def test_a_held_out_part_of_the_training_split_is_seeded_and_disjoint():
     assert holdout_indices(10, 0.5, seed=1) == (rest, held)
     assert holdout_indices(10, 0.5, seed=2) != (rest, held)
     assert len(holdout_indices(7, 0.3, seed=0)[1]) == 2
+
+
+def test_the_mi_term_joins_only_the_stage_that_distils_unless_a_stage_asks(
+    reg, data_root, tmp_path
+):
+    from vemkit.plan import plan_of, render
+
+    config = recipe_config(data_root, tmp_path / "run", mi={"type": "vid", "weight": 0.5})
+    plan = plan_of(make_spec(reg, config), registry=reg)
+    terms = {
+        s["name"]: {t["name"] for p in s["plan"]["phases"] for t in p["terms"]}
+        for s in plan["recipe"]
+        if s["kind"] == "train"
+    }
+    assert not any(t.startswith("mi.") for t in terms["pretrain"])
+    assert any(t.startswith("mi.") for t in terms["distil"])
+    text = render(plan)
+    assert "distil       (train, 4 iterations, teacher frozen, with mi vid)" in text
+    assert "mi:     none in this stage (vid joins another stage)" in text
+    config = merge(config, {"method": {"stages": {"pretrain": {"mi": True}}}})
+    plan = plan_of(make_spec(reg, config), registry=reg)
+    pre = plan["recipe"][0]["plan"]["phases"]
+    assert any(t["name"].startswith("mi.") for p in pre for t in p["terms"])

@@ -56,7 +56,8 @@ def _recipe_plan(spec: Any, recipe: list[Any], registry: Any, context: dict[str,
                 teacher=stage_spec.teacher.mode,
                 student=options.student,
                 inherit=options.inherit,
-                plan=described,
+                mi=stage.uses_mi,
+                plan={**described, "mi_active": stage.uses_mi},
             )
         for role in type(options).changes:
             changed_by[role] = stage.name
@@ -115,6 +116,7 @@ def _render_recipe(plan: dict[str, Any]) -> str:
             what = (
                 f"train, {st['iterations']} iterations, teacher {st['teacher']}"
                 + ("" if st["student"] else ", student not trained")
+                + (f", with mi {plan['mi']['type']}" if st["mi"] else "")
                 + (
                     ""
                     if st["inherit"] is None
@@ -158,8 +160,13 @@ def _render_program(plan: dict[str, Any]) -> str:
             f"  {m['name']:<16} {m['type'] or '?':<18} {params:>8} params  {state:<22}"
             f" {_opts(m['options'])}"
         )
-    lines.append(f"\nmethod: {plan['method']['type']}  {_opts(plan['method']['options'])}")
-    lines.append(f"mi:     {plan['mi']['type']}  {_opts(plan['mi']['options'])}")
+    # A recipe's stages are listed above the stages' programs, not in every method line.
+    method = {k: v for k, v in plan["method"]["options"].items() if k != "stages"}
+    lines.append(f"\nmethod: {plan['method']['type']}  {_opts(method)}")
+    if plan.get("mi_active", True):
+        lines.append(f"mi:     {plan['mi']['type']}  {_opts(plan['mi']['options'])}")
+    else:
+        lines.append(f"mi:     none in this stage ({plan['mi']['type']} joins another stage)")
     lines.append("\nphases of one iteration:")
     for i, ph in enumerate(plan["phases"], 1):
         terms = " + ".join(f"{t['weight']:g}·{t['name']}" for t in ph["terms"])

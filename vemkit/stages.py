@@ -65,6 +65,10 @@ class TrainingStage(StageOptions):
     eval_every: Annotated[int, Field(ge=0)] | None = None
     """Evaluate every this many iterations of the stage (0: at its end only); ``null``: the
     spec's ``eval.every``."""
+    mi: bool | None = None
+    """Whether the spec's MI term (``mi:``, e.g. VEM) takes part in this stage; ``null``: only
+    in the recipe's last stage that trains the student (the distillation the paper adds VEM
+    to), never in a stage that trains no student."""
 
 
 class StepStage(StageOptions):
@@ -86,6 +90,16 @@ class StageInfo:
     """The stage's validated options (a :class:`TrainingStage` or :class:`StepStage`)."""
     about: str = ""
     """The description of the stage's field in the method's ``stages`` model."""
+    distils: bool = False
+    """Whether this is the recipe's last training stage that trains the student."""
+
+    @property
+    def uses_mi(self) -> bool:
+        """Whether the spec's MI term takes part in this stage (see ``TrainingStage.mi``)."""
+        options = self.options
+        if not isinstance(options, TrainingStage) or not options.student:
+            return False
+        return self.distils if options.mi is None else options.mi
 
     def describe(self, spec: Any) -> str:
         return self.options.describe(spec) or self.about
@@ -115,8 +129,10 @@ def recipe_of(spec: Any) -> list[StageInfo]:
         for name in fields
         if isinstance(getattr(holder, name), StageOptions) and getattr(holder, name).enabled
     ]
+    students = [n for n, o in chosen if isinstance(o, TrainingStage) and o.student]
+    last = students[-1] if students else None
     return [
-        StageInfo(name, i, len(chosen), opts, fields[name].description or "")
+        StageInfo(name, i, len(chosen), opts, fields[name].description or "", name == last)
         for i, (name, opts) in enumerate(chosen)
     ]
 

@@ -738,7 +738,8 @@ def compile(
     with device_ctx:
         extra = dict(context or {})
         method = reg.build("method", spec.method, spec=spec, build=reg.build, **extra)
-        mi = reg.build("mi", spec.mi, spec=spec, build=reg.build, **extra)
+        with_mi = stage is None or stage.uses_mi
+        mi = reg.build("mi", spec.mi, spec=spec, build=reg.build, **extra) if with_mi else None
     order: list[tuple[str, Any]] = [("method", method), ("mi", mi)]
     order += [(f"callback.{i}", cb) for i, cb in enumerate(callbacks)]
     for name, obj in order:
@@ -754,6 +755,8 @@ def compile(
         raise VemkitError(f"a run component implements an unknown hook: {exc}") from None
     names = [n for n, o in order if pm.has_plugin(n)]
     for kind, config in (("method", spec.method), ("mi", spec.mi)):
+        if kind == "mi" and mi is None:
+            continue
         silent = kind in names and not pm.get_hookcallers(pm.get_plugin(kind))
         # An MI term without weight (``none``) may well do nothing; anything else must act.
         if silent and (kind == "method" or float(getattr(config, "weight", 0.0) or 0.0) > 0):
