@@ -57,6 +57,7 @@ def test_paper_size_params_and_macs(reg):
     # without running stats; convs alone are the 43.49G of vemkit's paper convention.
     assert cat_macs(net, x) == 43_527_405_568
     assert count_macs(net, x, "paper") == 43_490_402_304
+    assert count_macs(net, x, "exact") == 36_242_644_992
     assert round(cat_macs(net, x) / 1e9, 2) == 43.53
 
 

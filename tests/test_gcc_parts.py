@@ -183,7 +183,7 @@ def test_straight_through_gradient_by_hand():
 
 def test_gate_layers_follow_gcc(reg):
     pg = reg.build("arch", {"type": "patchgan", "input_nc": 6, "ndf": 4})
-    assert gcc_gate_layers(pg) == ["model.0", "model.3", "model.6", "model.9"]
+    assert gcc_gate_layers(pg) == ["model.1", "model.3", "model.6", "model.9"]
     sd = reg.build("arch", {"type": "sagan_discriminator", "ndf": 4})
     assert gcc_gate_layers(sd) == ["l1.0", "l2.0", "l3.0", "l4.0"]
 
@@ -236,8 +236,34 @@ def test_gated_discriminator_bad_layer(reg):
     pg = reg.build("arch", {"type": "patchgan", "ndf": 4})
     with pytest.raises(ValueError, match="no such module"):
         GatedDiscriminator(pg, ["model.99"])
-    with pytest.raises(ValueError, match="a gate follows a conv or a norm"):
-        GatedDiscriminator(pg, ["model.1"])
+    with pytest.raises(ValueError, match="no conv or norm before it"):
+        GatedDiscriminator(nn.Sequential(nn.ReLU(), nn.Conv2d(1, 1, 1)), ["0"])
+
+
+def test_closed_first_gate_gradient_is_gccs(reg):
+    # GCC gates the PatchGAN's first layer after its LeakyReLU: the gradient to alpha_c is
+    # Σ (dL/d gated)_c · LeakyReLU(conv(x))_c, also for a closed gate (alpha below threshold).
+    torch.manual_seed(0)
+    pg = reg.build("arch", {"type": "patchgan", "ndf": 2, "n_layers": 1, "norm": "none"})
+    gated = GatedDiscriminator(pg)
+    assert gated.layers == ("model.1", "model.2")  # norm none: the second conv itself
+    with torch.no_grad():
+        gated.gates[0].alpha.copy_(torch.tensor([0.2, 1.0]))  # channel 0 closed
+    seen = {}
+
+    def keep(module, args, output):
+        output.retain_grad()
+        seen["gated"] = output
+
+    pg.model[1].register_forward_hook(keep)  # runs after the gate's hook: sees the gated map
+    x = torch.randn(1, 3, 16, 16)
+    out = gated(x)
+    (out * torch.randn_like(out)).sum().backward()
+    with torch.no_grad():
+        act = torch.nn.functional.leaky_relu(pg.model[0](x), 0.2)
+    expected = (seen["gated"].grad * act).sum(dim=(0, 2, 3))
+    assert torch.allclose(gated.gates[0].alpha.grad, expected, atol=1e-6)
+    assert expected[0].abs() > 1e-4 and seen["gated"][0, 0].abs().max() == 0
 
 
 # -- the gap objective --------------------------------------------------------------------------

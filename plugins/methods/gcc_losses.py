@@ -250,40 +250,69 @@ class _GateHook:
         return self.gate(output)
 
 
-def _channels_of(module: nn.Module, name: str) -> int:
-    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
-        return module.out_channels
-    if isinstance(module, nn.modules.batchnorm._NormBase):
-        return module.num_features
+def _channels_at(net: nn.Module, name: str) -> int:
+    """Channels of the tensor a gate at module ``name`` multiplies: a conv's outputs, a norm's
+    features, or (activation, dropout, ...) those of the nearest conv / norm before it in the
+    same ``nn.Sequential``."""
+    modules = dict(net.named_modules())
+    if name not in modules:
+        raise ValueError(f"cannot gate {name!r}: no such module in {type(net).__name__}")
+
+    def width(module: nn.Module) -> int | None:
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            return module.out_channels
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            return module.num_features
+        return None
+
+    found = width(modules[name])
+    if found is not None:
+        return found
+    parent_name, _, child = name.rpartition(".")
+    parent = modules[parent_name] if parent_name else net
+    if isinstance(parent, nn.Sequential):
+        children = list(parent.named_children())
+        index = [n for n, _ in children].index(child)
+        for _, sibling in reversed(children[:index]):
+            found = width(sibling)
+            if found is not None:
+                return found
     raise ValueError(
-        f"cannot gate {name!r}: a gate follows a conv or a norm layer, got {type(module).__name__}"
+        f"cannot gate {name!r} ({type(modules[name]).__name__}): no conv or norm before it in "
+        "its nn.Sequential to give the channel count"
     )
 
 
 def gcc_gate_layers(net: nn.Module) -> list[str]:
-    """Where GCC puts the gates: after every conv of the discriminator's main path except the
+    """Where GCC puts the gates in a discriminator: one per conv of the main path except the
     last (the logit conv), after that conv's norm when one follows it.
 
     "Main path" = convs that are direct children of an ``nn.Sequential`` (attention 1×1 convs
-    are not). PatchGAN n_layers 3 → ``model.0, model.3, model.6, model.9`` (GCC gates the first
-    layer after its LeakyReLU, which is the same function: a positively homogeneous activation
-    commutes with a 0/1 — or 0.5 — channel factor, and so does its gradient to alpha); SAGAN →
-    ``l1.0 … l4.0`` (between the spectral-normalised conv and its LeakyReLU, as GCC).
+    are not). PatchGAN (GCC's ``MaskNLayerDiscriminator``): after the first conv's LeakyReLU
+    (``model.1``), then after each norm (``model.3, model.6, model.9`` for n_layers 3); SAGAN
+    (``MaskDiscriminator``): between each spectral-normalised conv and its LeakyReLU
+    (``l1.0 … l4.0``). Before or after a LeakyReLU gives the same forward (it commutes with a
+    0, 0.5 or 1 channel factor) and the same gradient to an *open* gate, but not to a closed
+    one (Σ g·LeakyReLU(x) after the activation, 0.2·Σ g·x before it), so GCC's placement is
+    kept exactly.
     """
+    from vemkit_plugins.archs.patchgan import PatchGAN
+
     points: list[str] = []
     for parent_name, parent in net.named_modules():
         if not isinstance(parent, nn.Sequential):
             continue
+        prefix = f"{parent_name}." if parent_name else ""
         children = list(parent.named_children())
         for i, (child_name, child) in enumerate(children):
             if not isinstance(child, nn.Conv2d | nn.ConvTranspose2d):
                 continue
-            name = f"{parent_name}.{child_name}" if parent_name else child_name
-            if i + 1 < len(children) and isinstance(
-                children[i + 1][1], nn.modules.batchnorm._NormBase
-            ):
-                nxt = children[i + 1][0]
-                name = f"{parent_name}.{nxt}" if parent_name else nxt
+            name = f"{prefix}{child_name}"
+            nxt = children[i + 1] if i + 1 < len(children) else None
+            if nxt is not None and isinstance(nxt[1], nn.modules.batchnorm._NormBase):
+                name = f"{prefix}{nxt[0]}"
+            elif nxt is not None and isinstance(net, PatchGAN) and not points:
+                name = f"{prefix}{nxt[0]}"  # GCC: [conv, LeakyReLU, gate] for the first layer
             points.append(name)
     if not points:
         raise ValueError(f"no conv to gate in {type(net).__name__}")
@@ -310,9 +339,7 @@ class GatedDiscriminator(nn.Module):
         modules = dict(net.named_modules())
         self.gates = nn.ModuleList()
         for name in self.layers:
-            if name not in modules:
-                raise ValueError(f"cannot gate {name!r}: no such module in {type(net).__name__}")
-            gate = ChannelGate(_channels_of(modules[name], name), threshold)
+            gate = ChannelGate(_channels_at(net, name), threshold)
             self.gates.append(gate)
             modules[name].register_forward_hook(_GateHook(gate))
 
