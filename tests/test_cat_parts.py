@@ -266,6 +266,19 @@ def test_ka_loss_is_negative_sum_and_teacher_gets_no_grad():
     assert ka_distill_loss(stepped, t).item() < loss.item()
 
 
+def test_ka_chunks_reproduce_cats_data_parallel_sum():
+    # CAT: batch 80 scattered over 4 GPUs, −KA per replica, summed (gather(loss).sum()).
+    torch.manual_seed(0)
+    s, t = torch.randn(8, 3, 4, 4), torch.randn(8, 6, 2, 2)
+    per_gpu = sum(kernel_alignment(s[i : i + 2], t[i : i + 2]) for i in range(0, 8, 2))
+    assert ka_distill_loss([s], [t], chunks=4).item() == pytest.approx(-per_gpu.item(), rel=1e-6)
+    assert ka_distill_loss([s], [t], chunks=4).item() != pytest.approx(
+        4 * ka_distill_loss([s], [t]).item(), rel=1e-3
+    )
+    with pytest.raises(ValueError, match="chunks must be between 1 and the batch size 8"):
+        ka_distill_loss([s], [t], chunks=9)
+
+
 def test_ka_in_float32_under_autocast():
     torch.manual_seed(0)
     x, y = torch.randn(4, 16, 8, 8) * 30, torch.randn(4, 16, 8, 8) * 30

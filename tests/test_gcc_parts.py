@@ -151,6 +151,13 @@ def test_tap_constants_exist(reg):
     unet = dict(reg.build("arch", {"type": "unet", "ngf": 4, "num_downs": 8}).named_modules())
     assert all(tap in unet for tap in GCC_UNET_TAPS)
     assert isinstance(unet[GCC_UNET_TAPS[0]], nn.BatchNorm2d)
+    # The BN output a tap holds is rewritten by the next level's in-place LeakyReLU (as in GCC).
+    net = reg.build("arch", {"type": "unet", "ngf": 4, "num_downs": 5}).eval()
+    held = {}
+    bn = dict(net.named_modules())[GCC_UNET_TAPS[0]]
+    bn.register_forward_hook(lambda m, a, o: held.update(raw=o, copy=o.clone()))
+    net(torch.randn(1, 3, 32, 32))
+    assert torch.equal(held["raw"], torch.nn.functional.leaky_relu(held["copy"], 0.2))
     mobile = dict(reg.build("arch", {"type": "mobile_resnet", "ngf": 4}).named_modules())
     assert all(tap in mobile for tap in GCC_MOBILE_RESNET_TAPS)
     sagan = dict(reg.build("arch", {"type": "sagan_generator", "ngf": 8}).named_modules())

@@ -15,9 +15,10 @@ Definitions follow the public snap-research/CAT code (``utils/common.py: KA``,
 **It depends on the batch.** The Grams compare every sample with every other sample of the same
 forward; with N = 1 each Gram is a 1×1 positive number and KA ≡ 1 with zero gradient. CAT ran a
 batch of 80 on 4 GPUs under ``DataParallel``: KA was computed per GPU replica on 20 samples and
-the four values were summed. Under DDP the same holds per process: the loss sees the
-per-process batch, not the global one, so changing the number of processes at a fixed global
-batch changes the objective (and its scale: CAT's sum over replicas grows with their number).
+the four values were summed (``ka_distill_loss(..., chunks=4)`` reproduces that on one device).
+Under DDP the same holds per process: the loss sees the per-process batch, not the global one,
+so changing the number of processes at a fixed global batch changes the objective (and, with
+CAT's sum over replicas, its scale).
 
 The alignment is computed in float32 with autocast off: the Gram entries are sums over
 C·H·W products (≈10⁶ at CAT's taps) and their squares overflow float16.
@@ -51,19 +52,31 @@ def kernel_alignment(x: Tensor, y: Tensor) -> Tensor:
         return (gx * gy).sum() / ((gx**2).sum() * (gy**2).sum()).sqrt()
 
 
-def ka_distill_loss(s_feats: Sequence[Tensor], t_feats: Sequence[Tensor]) -> Tensor:
-    """CAT's ``loss_G_distill`` before λ_distill: −Σ_l KA(S_l, T_l), teacher taps detached.
+def ka_distill_loss(
+    s_feats: Sequence[Tensor], t_feats: Sequence[Tensor], *, chunks: int = 1
+) -> Tensor:
+    """CAT's ``loss_G_distill`` before λ_distill: −Σ_l Σ_chunks KA(S_l, T_l), teacher detached.
 
-    Returns a value in [−L, 0] for L taps; multiply by ``lambda_distill`` (CAT: 1 horse→zebra,
-    0.5 Cityscapes). The teacher taps come from a frozen teacher under ``no_grad`` in CAT; they
-    are detached here in any case.
+    ``chunks`` > 1 splits the batch as ``DataParallel`` scattered it over GPUs
+    (``torch.chunk`` along dimension 0) and sums the per-chunk alignments, which is what CAT
+    optimised with ``--gpu_ids 0,1,2,3`` (``gather(loss).sum()`` over replicas): batch 80 on 4
+    GPUs is ``chunks=4`` on one device, and the loss then lies in [−4·L, 0] for L taps. With
+    ``chunks=1`` it is the single-process loss in [−L, 0]. Multiply by ``lambda_distill`` (CAT: 1
+    horse→zebra, 0.5 Cityscapes). The teacher taps come from a frozen teacher under ``no_grad``
+    in CAT; they are detached here in any case.
     """
     if len(s_feats) != len(t_feats) or not s_feats:
         raise ValueError(
             f"ka_distill_loss needs the same non-zero number of student and teacher taps, got "
             f"{len(s_feats)} and {len(t_feats)}"
         )
+    if chunks < 1 or chunks > s_feats[0].shape[0]:
+        raise ValueError(
+            f"ka_distill_loss chunks must be between 1 and the batch size "
+            f"{s_feats[0].shape[0]}, got {chunks}"
+        )
     total = s_feats[0].new_zeros((), dtype=torch.float32)
     for s, t in zip(s_feats, t_feats, strict=True):
-        total = total - kernel_alignment(s, t.detach())
+        for s_part, t_part in zip(s.chunk(chunks), t.detach().chunk(chunks), strict=True):
+            total = total - kernel_alignment(s_part, t_part)
     return total

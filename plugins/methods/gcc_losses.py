@@ -325,9 +325,10 @@ class GatedDiscriminator(nn.Module):
     ``net`` keeps its own module names and state-dict keys under ``net.``; the gates live in
     ``gates`` (``gates.0.alpha``, ... in the order of ``layers``) and act through forward hooks,
     so a feature tap on a gated layer sees the gated tensor. ``layers`` None = GCC's placement
-    (:func:`gcc_gate_layers`). GCC trains the D weights with the D's optimizer while the gates
-    are frozen, and the gates with their own optimizer while the weights are frozen:
-    :meth:`weight_parameters` / :meth:`gate_parameters` split them.
+    (:func:`gcc_gate_layers`). ``threshold``: GCC's default 0.5 (its pix2pix and CycleGAN
+    scripts); its SAGAN script passes ``--threshold 0.1``. GCC trains the D weights with the
+    D's optimizer while the gates are frozen, and the gates with their own optimizer while the
+    weights are frozen: :meth:`weight_parameters` / :meth:`gate_parameters` split them.
     """
 
     def __init__(
