@@ -320,3 +320,32 @@ def test_gap_ema_follows_gcc():
     assert gcc_ema_beta(200, 200) == 0.0
     with pytest.raises(ValueError):
         gcc_ema_beta(5, 4)
+
+
+def test_one_gate_update_step_as_gcc(reg):
+    # GCC's optimizer_netD_arch on a held-out batch: clip alphas, freeze D weights, minimise the
+    # gate objective with Adam(lr 1e-4) on the alphas only; the teacher's gap enters via its EMA.
+    torch.manual_seed(0)
+    teacher_d = reg.build("arch", {"type": "sagan_discriminator", "ndf": 4})
+    student_d = GatedDiscriminator(
+        reg.build("arch", {"type": "sagan_discriminator", "ndf": 4}), threshold=0.1
+    )
+    real = torch.randn(4, 3, 64, 64)
+    t_fake, s_fake = torch.randn(4, 3, 64, 64), torch.randn(4, 3, 64, 64)
+    ema = GapEMA()
+    with torch.no_grad():
+        teacher_gap = ema.update(gan_gap(teacher_d(t_fake), "hinge"), beta=1.0)
+    weights_before = [p.detach().clone() for p in student_d.weight_parameters()]
+    opt = torch.optim.Adam(student_d.gate_parameters(), lr=1e-4)
+    student_d.clip_gates_()
+    for p in student_d.weight_parameters():
+        p.requires_grad_(False)
+    out = gate_objective(
+        student_d(s_fake.detach()), student_d(real), teacher_gap, "hinge", d_weight=1.0
+    )
+    opt.zero_grad()
+    out["total"].backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(weights_before, student_d.weight_parameters()))
+    moved = torch.cat([a.detach() for a in student_d.gate_parameters()])
+    assert (moved != 1.0).any() and (moved - 1.0).abs().max() <= 1e-4 * 1.001  # one Adam step
