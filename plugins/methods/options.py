@@ -51,6 +51,46 @@ MOBILE_RESNET_CD_TAPS = ("model.9", "model.12", "model.15", "model.18")
 outputs of residual blocks 3, 6 and 9."""
 
 
+CAT_KA_TAPS = ("down_sampling.9", "features.2", "features.5", "features.8")
+"""CAT's distillation taps of ``inception_resnet`` (its ``mapping_layers``): the ReLU after the
+second down-sampling (trunk width @ 64² for 256 px) and the outputs of Inception blocks 3, 6 and
+9. The same names exist in the teacher and in a pruned student; kernel alignment compares them
+without an adapter."""
+
+GCC_UNET_TAPS = (
+    "model.model.1.model.2",
+    "model.model.1.model.3.model.3.model.2",
+    "model.model.1.model.3.model.3.model.4",
+    "model.model.1.model.4",
+)
+"""GCC's generator taps of the pix2pix U-Net (``Pix2Pix.py`` ``generator_extract_layers``),
+valid for our ``unet`` (same pix2pix nesting): the BatchNorm after the second down conv
+(2·ngf @ 64² at 256 px), the BatchNorm after the fourth (8·ngf @ 16²), and the in-place ReLUs
+that open the fourth (16·ngf @ 16², the skip concat) and the second (4·ngf @ 64²) up levels.
+Each gets a 1×1 adapter (no bias) to the teacher's width. The two BatchNorm outputs are then
+modified in place by the next level's LeakyReLU(0.2) before the loss reads them, in GCC as with
+vemkit's (uncloned) taps, so the distilled feature is LeakyReLU(BN(·))."""
+
+GCC_MOBILE_RESNET_TAPS = ("model.9", "model.12", "model.15", "model.18")
+"""GCC's generator taps of the Mobile ResNet (CycleGAN and the ResNet pix2pix): the ReLU after
+the second down and the outputs of residual blocks 3, 6 and 9."""
+
+GCC_SAGAN_TAPS = ("l2", "attn2")
+"""GCC's generator taps of the SAGAN generator: the 8×8 up block ``l2`` (4·ngf) and the 32×32
+self-attention ``attn2`` (ngf)."""
+
+GCC_PATCHGAN_TAPS = ("model.3", "model.9")
+"""The two features of the *teacher's* plain PatchGAN (n_layers 3) that GCC distils (its
+``discriminator_extract_layers`` without gates): the norm after the second conv and the norm after
+the fourth (stride-1) conv — both then rewritten by the in-place LeakyReLU(0.2) that follows,
+so (in GCC as with vemkit's uncloned taps) the feature is LeakyReLU(norm(·)). The teacher D is
+evaluated on the student's image and on the teacher's; no adapter."""
+
+GCC_SAGAN_D_TAPS = ("l2", "attn2")
+"""The two features of the teacher's SAGAN discriminator that GCC distils: block ``l2`` and the
+second self-attention ``attn2``."""
+
+
 class BestTeacherOptions(Options):
     """OMGD's CycleGAN schedule (``cycleganbest`` distiller), counted in iterations.
 
