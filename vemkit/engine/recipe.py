@@ -264,7 +264,13 @@ def run_recipe(
                 if dist.main:
                     _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
                 return RunResult(
-                    run_dir, last.status, last.step, last.checkpoint, last.eval, last.program
+                    run_dir,
+                    last.status,
+                    last.step,
+                    last.checkpoint,
+                    last.eval,
+                    last.program,
+                    stage.name,
                 )
             output = Path(last.checkpoint).resolve() if last.checkpoint else None
             if output is None:
@@ -296,11 +302,12 @@ def run_recipe(
             _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
     if dist.main:
         _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
+    final = outputs[-1][1] if outputs else None  # the last stage's weights, a step's too
     if last is None:  # every stage was finished already, or the recipe has only steps
-        folder = final_stage_dir(run_dir)
-        path, _ = ckpt.latest(folder)
-        return RunResult(run_dir, "finished", 0, path, {}, None)
-    return RunResult(run_dir, "finished", last.step, last.checkpoint, last.eval, last.program)
+        return RunResult(run_dir, "finished", 0, final, {}, None, recipe[-1].name)
+    return RunResult(
+        run_dir, "finished", last.step, final, last.eval, last.program, recipe[-1].name
+    )
 
 
 def _say(dist: Any) -> Callable[[str], None]:

@@ -42,6 +42,8 @@ class RunResult:
     eval: dict[str, float] = field(default_factory=dict)
     """The last evaluation's scores."""
     program: Any = None
+    stage: str | None = None
+    """A recipe: the stage the run ended in (its last stage when finished)."""
 
 
 # -- spec identity --------------------------------------------------------------------------
@@ -486,8 +488,9 @@ def run_command(args: argparse.Namespace) -> int:
         result = run(load_spec(args.spec, overrides), start_from=getattr(args, "start_from", None))
     total = result.program.spec.train.iterations if result.program is not None else "?"
     scores = ", ".join(f"{k} {v:.4g}" for k, v in result.eval.items())
+    where = f" of stage '{result.stage}'" if result.stage else ""
     print(
-        f"{result.status} at step {result.step}/{total}; run directory {result.run_dir}"
+        f"{result.status} at step {result.step}/{total}{where}; run directory {result.run_dir}"
         + (f"; last checkpoint {result.checkpoint}" if result.checkpoint else "")
         + (f"; eval: {scores}" if scores else "")
     )
