@@ -250,3 +250,17 @@ def test_untraceable_model_is_a_clear_error():
         analyze(Chain(), (5, 8, 8))
     with pytest.raises(VemkitError, match="example input"):
         analyze(Chain(), "3x8x8")
+
+
+def test_weight_transforms_other_than_spectral_norm_are_unprunable():
+    from torch.nn.utils import parametrizations
+
+    model = Chain()
+    model.c1 = nn.utils.spectral_norm(model.c1)  # old-style hook: weight_orig
+    model.c2 = parametrizations.weight_norm(model.c2)
+    s = _by_name(channel_spaces(model, (3, 8, 8)))
+    assert not s["c1"].prunable and "old-style weight hook" in s["c1"].reason
+    assert not s["c2"].prunable and "other than spectral norm" in s["c2"].reason
+    model = Chain()
+    model.c1 = parametrizations.spectral_norm(model.c1)
+    assert _by_name(channel_spaces(model, (3, 8, 8)))["c1"].prunable

@@ -97,3 +97,8 @@ def test_profile_cli_accepts_thop_legacy(capsys):
     assert code in (0, None)
     out = capsys.readouterr().out
     assert '"macs": 15624192' in out and '"convention": "thop_legacy"' in out
+
+
+def test_unprunable_spaces_stay_full():
+    macs = WidthMacs(analyze(Chain(), (3, 8, 8)), "paper")
+    assert macs({"out": 1}) == macs() == 64 * (3 * 9 * 8 + 8 * 9 * 6 + 6 * 3)

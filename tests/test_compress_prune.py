@@ -162,7 +162,10 @@ def test_uniform_pruning():
     top = torch.sort(-scores["model.7"], stable=True).indices[: result.widths["model.7"]]
     assert result.keep["model.7"] == sorted(top.tolist())
     # Without scores: the first channels.
-    plain = prune_uniform(model, 0.5, graph=graph, min_channels=4)
+    plain = prune_uniform(model, 0.5, 4, graph=graph)
     assert plain.keep["model.1"] == list(range(8)) and plain.threshold is None
+    assert prune_uniform(model, 0.5, 4, inputs=(3, 64, 64)).to_dict() == plain.to_dict()
+    with pytest.raises(VemkitError, match="example input shape"):
+        prune_uniform(model, 0.5)
     with pytest.raises(VemkitError, match=r"ratio must be in \[0, 1\)"):
         prune_uniform(model, 1.0, graph=graph)

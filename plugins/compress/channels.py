@@ -302,21 +302,9 @@ def _is_resizable_weight(module: nn.Module) -> tuple[bool, str | None]:
         return False, f"'{type(module).__name__}' carries an old-style weight hook"
     if parametrize.is_parametrized(module):
         for name, plist in module.parametrizations.items():
-            if name != "weight" or any(
-                type(p).__name__ != "_SpectralNorm" for p in plist
-            ):  # pragma: no branch
+            if name != "weight" or any(type(p).__name__ != "_SpectralNorm" for p in plist):
                 return False, f"parametrization of '{name}' other than spectral norm"
     return True, None
-
-
-def _tensor_shapes(value: Any) -> list[tuple[int, ...]]:
-    if isinstance(value, torch.Tensor):
-        return [tuple(value.shape)]
-    if isinstance(value, (tuple, list)):
-        return [s for v in value for s in _tensor_shapes(v)]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _tensor_shapes(v)]
-    return []
 
 
 class _MetaShapes(fx.Interpreter):

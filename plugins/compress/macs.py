@@ -35,7 +35,9 @@ __all__ = ["WidthMacs", "width_macs"]
 class WidthMacs:
     """``macs(widths) -> int`` for one traced network and one convention.
 
-    ``widths`` maps space names to channel counts; spaces not named keep their full width.
+    ``widths`` maps space names to channel counts; spaces not named keep their full width, and
+    so do unprunable spaces (and unknown names are ignored: a search calls this thousands of
+    times, so nothing is validated here — :func:`.channels.check_widths` does that).
     """
 
     def __init__(self, graph: ChannelGraph, convention: str = "paper") -> None:
@@ -48,6 +50,7 @@ class WidthMacs:
         self.names = [s.name for s in graph.spaces]
         self.full = [s.size for s in graph.spaces]
         self._index = {n: i for i, n in enumerate(self.names)}
+        self._prunable = {s.name for s in graph.spaces if s.prunable}
         self._factor_ids: dict[tuple[tuple[int, int], ...], int] = {}
         self.factors: list[tuple[tuple[int, int], ...]] = []
         """Per factor: (space index or -1 for a fixed segment, its full size) per segment."""
@@ -62,7 +65,8 @@ class WidthMacs:
         segs = []
         for node in layout:
             name = self.graph.space_of(node)
-            idx = self._index.get(name, -1) if name is not None else -1
+            # Unprunable spaces and fixed segments (the input) are constants of the polynomial.
+            idx = self._index.get(name, -1) if name in self._prunable else -1
             segs.append((idx, self.graph.node_size(node)))
         key = tuple(segs)
         if key not in self._factor_ids:

@@ -145,16 +145,18 @@ def prune_to_budget(
     model: nn.Module,
     scores: Mapping[str, Tensor],
     budget: float,
-    inputs: Any = None,
     convention: str = "paper",
     min_channels: int = 1,
     *,
+    inputs: Any = None,
     graph: ChannelGraph | None = None,
 ) -> PruneResult:
     """One global threshold on ``scores`` (binary search) so that MACs ≤ ``budget``.
 
-    Spaces without scores stay at full width. Raises :class:`VemkitError` when even
-    ``min_channels`` per scored space is over the budget.
+    ``inputs`` is the example input shape (``(3, 256, 256)``) the channel spaces are traced on,
+    or pass the ``graph`` already derived from ``model``. Spaces without scores stay at full
+    width. Raises :class:`VemkitError` when even ``min_channels`` per scored space is over the
+    budget.
     """
     if min_channels < 1:
         raise VemkitError("min_channels must be at least 1 (a space is never pruned to zero)")
@@ -199,12 +201,12 @@ def prune_to_budget(
 def prune_uniform(
     model: nn.Module,
     ratio: float,
-    inputs: Any = None,
-    scores: Mapping[str, Tensor] | None = None,
     min_channels: int = 1,
-    convention: str = "paper",
     *,
+    scores: Mapping[str, Tensor] | None = None,
+    inputs: Any = None,
     graph: ChannelGraph | None = None,
+    convention: str = "paper",
 ) -> PruneResult:
     """Every prunable space keeps ``max(min_channels, round((1 − ratio) · C))`` channels: the
     highest-scoring ones, or the first ones for a space without scores."""
