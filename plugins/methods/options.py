@@ -219,3 +219,47 @@ class OMGDOptions(Options):
                 f"{len(student)}: the taps are compared pairwise"
             )
         return self
+
+
+class StyleGAN2TrainingOptions(Options):
+    """The StyleGAN2 training objective (rosinality/stylegan2-pytorch ``train.py``, which CAGC
+    retrains with): non-saturating logistic GAN losses, lazy R1 on D, lazy path-length
+    regularisation on G, style mixing and an EMA generator. A section of the StyleGAN2-based
+    methods' options (``vemkit_plugins.methods.stylegan2_losses`` implements it)."""
+
+    lr: Annotated[float, Field(gt=0)] = 0.002
+    """Adam learning rate before the lazy-regularisation scaling c = k/(k+1)."""
+
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.0,
+        0.99,
+    )
+    """Adam betas before the scaling (each raised to the power c)."""
+
+    r1_gamma: NonNegative = 10.0
+    """R1 weight γ: D minimises γ/2·E‖∇D(x)‖² on real images (0 turns R1 off)."""
+
+    r1_every: Annotated[int, Field(ge=1)] = 16
+    """D steps between R1 steps (lazy regularisation; the penalty is multiplied by it)."""
+
+    path_weight: NonNegative = 2.0
+    """Path-length regularisation weight (0 turns it off)."""
+
+    path_every: Annotated[int, Field(ge=1)] = 4
+    """G steps between path-length steps (the penalty is multiplied by it)."""
+
+    path_batch_shrink: Annotated[int, Field(ge=1)] = 2
+    """The path-length step generates batch // path_batch_shrink images (at least 1)."""
+
+    path_decay: Annotated[float, Field(gt=0, le=1)] = 0.01
+    """Update rate of the running mean of path lengths."""
+
+    mixing: Annotated[float, Field(ge=0, le=1)] = 0.9
+    """Probability of style mixing (two z, a random crossover layer)."""
+
+    ema_half_life_kimg: Annotated[float, Field(gt=0)] = 10.0
+    """Half-life of the EMA generator in thousands of images."""
+
+    ema_batch: Annotated[int, Field(ge=1)] = 32
+    """Images per step assumed by the EMA decay 0.5^(ema_batch/(1000·half_life)); rosinality
+    and CAGC fix it at 32 whatever the real batch size."""
