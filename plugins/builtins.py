@@ -17,6 +17,7 @@ def vemkit_register(registry) -> None:
         data,
         energies,
         losses,
+        masks,
         methods,
         metrics,
         mi,
@@ -24,5 +25,5 @@ def vemkit_register(registry) -> None:
         samplers,
     )
 
-    for package in (archs, data, energies, losses, methods, metrics, mi, optim, samplers):
+    for package in (archs, data, energies, losses, masks, methods, metrics, mi, optim, samplers):
         package.register(registry)

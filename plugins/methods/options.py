@@ -263,3 +263,28 @@ class StyleGAN2TrainingOptions(Options):
     ema_batch: Annotated[int, Field(ge=1)] = 32
     """Images per step assumed by the EMA decay 0.5^(ema_batch/(1000·half_life)); rosinality
     and CAGC fix it at 32 whatever the real batch size."""
+
+
+class ContentAwarePruningOptions(Options):
+    """CAGC's content-aware pruning of a StyleGAN2 generator (``prune.py``): channel scores
+    mean |∂L/∂W| with L = Σ|G(z)_noisy − G(z)| after salt-and-pepper noise inside the content
+    mask, then uniform removal of the lowest-scored int(C·remove_ratio) channels of every layer
+    (``vemkit_plugins.methods.cagc_scores`` and ``vemkit_plugins.archs.stylegan2_prune``)."""
+
+    mask: Annotated[dict[str, Any], Slot("mask")] = {"type": "whole"}
+    """Which pixels count as content. CAGC: ``{type: face_parser, weights: .../79999_iter.pth}``
+    (BiSeNet, classes other than background and cloth); offline fallbacks ``saliency`` and
+    ``whole`` (the content-agnostic score), named as such in reports."""
+
+    n_samples: Annotated[int, Field(ge=1)] = 400
+    """Generated images the scores are estimated from (CAGC: 400)."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 10
+    """Images per scoring batch (CAGC: 10); per-batch scores are summed."""
+
+    noise_prob: Annotated[float, Field(gt=0, le=1)] = 0.05
+    """Probability that a masked pixel gets salt-and-pepper noise (CAGC: 0.05)."""
+
+    remove_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.7
+    """Fraction of channels removed from every layer: int(C·ratio) (CAGC: 0.7 → 4.1B MACs at
+    256 px)."""
