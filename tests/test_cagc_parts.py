@@ -23,6 +23,7 @@ from vemkit_plugins.archs.stylegan2_prune import (
 from vemkit_plugins.masks.bisenet import BiSeNet
 from vemkit_plugins.masks.content import spectral_residual_saliency
 from vemkit_plugins.methods.cagc_scores import (
+    content_aware_prune,
     content_aware_scores,
     salt_and_pepper,
     scored_layers,
@@ -268,6 +269,32 @@ def test_score_prune_pipeline_removes_dead_channels_first() -> None:
     assert set(dead[2]).isdisjoint(keep[2].tolist())
     # three dead channels tie at 0 in entry 4 and two go: the lower indices (stable order)
     assert set(dead[4][:2]).isdisjoint(keep[4].tolist()) and 5 in keep[4].tolist()
+
+
+def test_content_aware_prune_end_to_end() -> None:
+    g = tiny_generator()
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    out = content_aware_prune(
+        g,
+        HalfMask(),
+        remove_ratio=0.7,
+        n_samples=4,
+        batch_size=2,
+        rng=torch.Generator().manual_seed(0),
+    )
+    # C − int(0.7·C): 8 → 3, 6 → 2
+    assert list(out.generator.net_shape) == [3, 3, 3, 3, 2, 2]
+    for score, kept in zip(out.scores, out.keep, strict=True):
+        dropped = torch.ones(score.numel(), dtype=torch.bool)
+        dropped[kept] = False
+        assert score[kept].min() >= score[dropped].max()
+    torch.testing.assert_close(
+        out.generator.convs[2].conv.weight,
+        g.convs[2].conv.weight[:, out.keep[4]][:, :, out.keep[3]],
+    )
+    for k, v in g.state_dict().items():  # the original is untouched
+        assert torch.equal(v, before[k]), k
+    assert out.generator(torch.randn(2, 8)).shape == (2, 3, 16, 16)
 
 
 # -- analytic MACs -------------------------------------------------------------------------------

@@ -17,13 +17,20 @@ are summed (CAGC sums, it does not average), which does not change the ranking.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from vemkit.errors import VemkitError
 
-__all__ = ["content_aware_scores", "salt_and_pepper", "scored_layers"]
+__all__ = [
+    "ContentAwarePruning",
+    "content_aware_prune",
+    "content_aware_scores",
+    "salt_and_pepper",
+    "scored_layers",
+]
 
 
 def scored_layers(generator: nn.Module) -> list[nn.Module]:
@@ -98,3 +105,42 @@ def content_aware_scores(
         for p, flag in flags:
             p.requires_grad_(flag)
     return [t.float() for t in totals]
+
+
+@dataclass
+class ContentAwarePruning:
+    """The outcome of CAGC's ``prune.py``: the pruned generator and how it was chosen."""
+
+    generator: nn.Module
+    """The generator at the kept widths, holding the kept slices of the original's weights."""
+    keep: list[Tensor]
+    """Kept channel indices (ascending) of every net-shape entry."""
+    scores: list[Tensor]
+    """The content-aware score of every channel of every net-shape entry."""
+
+
+def content_aware_prune(
+    generator: nn.Module,
+    mask: Callable[[Tensor], Tensor],
+    *,
+    remove_ratio: float = 0.7,
+    n_samples: int = 400,
+    batch_size: int = 10,
+    noise_prob: float = 0.05,
+    rng: torch.Generator | None = None,
+) -> ContentAwarePruning:
+    """Score ``generator`` (usually the teacher's EMA generator, as CAGC prunes ``g_ema``)
+    with :func:`content_aware_scores`, remove the ``int(C · remove_ratio)`` lowest-scored
+    channels of every layer and return the pruned copy (the original is left unchanged)."""
+    from vemkit_plugins.archs.stylegan2_prune import prune_generator, uniform_keep_indices
+
+    scores = content_aware_scores(
+        generator,
+        mask,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        noise_prob=noise_prob,
+        rng=rng,
+    )
+    keep = uniform_keep_indices(scores, list(generator.net_shape), remove_ratio)
+    return ContentAwarePruning(prune_generator(generator, keep), keep, scores)
