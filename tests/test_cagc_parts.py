@@ -3,12 +3,15 @@ StyleGAN2 generator and its analytic MAC count."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor
 
+from vemkit.commands import profile as profile_cmd
 from vemkit.errors import VemkitError
 from vemkit.profile import ProfileRow, format_table, profile_module
 from vemkit.registry import Registry
@@ -344,6 +347,19 @@ def test_profile_prints_the_named_convention_beside_the_generic_one(reg: Registr
     lines = table.splitlines()
     assert "45.12G (1.0x)" in lines[2] and "4.12G (10.9x)" in lines[3]
     assert lines[4].split()[3] == "-"  # the energy net has no named count
+
+
+def test_profile_cli_feeds_a_latent_and_reports_the_named_count(capsys) -> None:
+    parser = argparse.ArgumentParser(prog="vemkit")
+    profile_cmd.add_parser(parser.add_subparsers(dest="command"))
+    arch = "{type: stylegan2_generator, size: 16, style_dim: 8, n_mlp: 2, remove_ratio: 0.5}"
+    # no --input: an unconditional generator is fed its latent, not a 3x256x256 image
+    args = parser.parse_args(["profile", "--arch", arch, "--no-latency", "--json"])
+    assert profile_cmd.run(args) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["input_shapes"] == [[1, 8]]
+    shape = [256] * 6  # config-F widths at 4..16 px are 512; 512 − int(512·0.5) = 256
+    assert row["macs_named"] == {"cagc_analytic": stylegan2_net_shape_macs(shape, 8, 2)}
 
 
 # -- masks ---------------------------------------------------------------------------------------
