@@ -18,6 +18,7 @@ def vemkit_register(registry) -> None:
         data,
         energies,
         losses,
+        masks,
         methods,
         metrics,
         mi,
@@ -25,5 +26,6 @@ def vemkit_register(registry) -> None:
         samplers,
     )
 
-    for package in (archs, compress, data, energies, losses, methods, metrics, mi, optim, samplers):
+    packages = (archs, compress, data, energies, losses, masks, methods, metrics, mi, optim)
+    for package in (*packages, samplers):
         package.register(registry)

@@ -88,6 +88,7 @@ def make_registry() -> Registry:
         data,
         energies,
         losses,
+        masks,
         methods,
         metrics,
         mi,
@@ -96,8 +97,8 @@ def make_registry() -> Registry:
     )
 
     reg = Registry()
-    packages = (archs, compress, data, energies, losses, methods, metrics, mi, optim, samplers)
-    for package in packages:
+    packages = (archs, compress, data, energies, losses, masks, methods, metrics, mi, optim)
+    for package in (*packages, samplers):
         package.register(reg)
     reg.add("arch", "tiny", options=TinyOptions, factory=build_tiny)
     reg.add("metric", "fake_mae", options=FakeMetricOptions, factory=lambda o, **_: FakeMAE())

@@ -27,6 +27,12 @@ sees every ``aten`` convolution and matrix product a forward runs, whether it co
 
 Counting runs on the meta device (no memory for activations, no arithmetic), in eval mode,
 under ``no_grad``; a module that cannot run on meta is counted with real zeros instead.
+
+**Named conventions of an architecture.** Some papers count their network analytically (CAGC
+counts StyleGAN2's modulated 3×3 convs and toRGB 1×1 only). A module that defines
+``named_macs() -> {name: MACs}`` reports such counts itself; :func:`profile_module` records them
+beside the two generic counts and the table prints one ``MACs (name)`` column per name. The core
+does not know any of them: the architecture's code owns its paper's rule.
 """
 
 from __future__ import annotations
@@ -423,6 +429,8 @@ class ProfileRow:
     latency: dict[str, Any] | None = None
     latency_compiled: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    macs_named: dict[str, int] = field(default_factory=dict)
+    """The module's own named conventions (``named_macs()``), e.g. ``cagc_analytic``."""
 
     @property
     def macs(self) -> int:
@@ -458,6 +466,7 @@ def profile_module(
     _flop_mapping(convention)  # reject an unknown convention before any work
     inputs = example_inputs(input_shape)
     row = ProfileRow(
+        macs_named=named_macs(module),
         name=name,
         params=count_params(module),
         macs_paper=count_macs(module, inputs, "paper"),
@@ -478,6 +487,15 @@ def profile_module(
             if row.latency_compiled["note"]:
                 row.notes.append(f"{name}: {row.latency_compiled['note']}")
     return row
+
+
+def named_macs(module: nn.Module) -> dict[str, int]:
+    """The architecture's own MAC conventions, ``module.named_macs()``, if it defines one."""
+    method = getattr(module, "named_macs", None)
+    if not callable(method):
+        return {}
+    counts = method()
+    return {str(k): int(v) for k, v in dict(counts).items()}
 
 
 def _median(lat: dict[str, Any] | None) -> float | None:
@@ -506,7 +524,9 @@ def format_table(rows: Sequence[ProfileRow], reference: str = "teacher") -> str:
     show_latency = any(r.latency for r in rows)
     show_compiled = any(r.latency_compiled and r.latency_compiled["median_s"] for r in rows)
     convention = rows[0].convention if rows else "paper"
-    header = ["module", "arch", f"MACs ({convention})", "params", "input"]
+    named = list(dict.fromkeys(name for r in rows for name in r.macs_named))
+    header = ["module", "arch", f"MACs ({convention})", *(f"MACs ({n})" for n in named)]
+    header += ["params", "input"]
     if show_latency:
         header += ["latency", "speedup"]
     if show_compiled:
@@ -519,7 +539,15 @@ def format_table(rows: Sequence[ProfileRow], reference: str = "teacher") -> str:
             macs = with_ratio(macs, ref.macs, row.macs)
             params = with_ratio(params, ref.params, row.params)
         shape = ", ".join("x".join(str(d) for d in s[1:]) for s in row.input_shapes)
-        cells = [row.name, row.arch or "-", macs, params, shape]
+        extra = []
+        for n in named:
+            value = row.macs_named.get(n)
+            text = "-" if value is None else format_macs(value)
+            ref_value = ref.macs_named.get(n) if ratios else None
+            if value and ref_value:
+                text = with_ratio(text, ref_value, value)
+            extra.append(text)
+        cells = [row.name, row.arch or "-", macs, *extra, params, shape]
         for flag, attr in ((show_latency, "latency"), (show_compiled, "latency_compiled")):
             if not flag:
                 continue

@@ -259,3 +259,72 @@ class OMGDOptions(Options):
                 f"{len(student)}: the taps are compared pairwise"
             )
         return self
+
+
+class StyleGAN2TrainingOptions(Options):
+    """The StyleGAN2 training objective (rosinality/stylegan2-pytorch ``train.py``, which CAGC
+    retrains with): non-saturating logistic GAN losses, lazy R1 on D, lazy path-length
+    regularisation on G, style mixing and an EMA generator. A section of the StyleGAN2-based
+    methods' options (``vemkit_plugins.methods.stylegan2_losses`` implements it)."""
+
+    lr: Annotated[float, Field(gt=0)] = 0.002
+    """Adam learning rate before the lazy-regularisation scaling c = k/(k+1)."""
+
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.0,
+        0.99,
+    )
+    """Adam betas before the scaling (each raised to the power c)."""
+
+    r1_gamma: NonNegative = 10.0
+    """R1 weight γ: D minimises γ/2·E‖∇D(x)‖² on real images (0 turns R1 off)."""
+
+    r1_every: Annotated[int, Field(ge=1)] = 16
+    """D steps between R1 steps (lazy regularisation; the penalty is multiplied by it)."""
+
+    path_weight: NonNegative = 2.0
+    """Path-length regularisation weight (0 turns it off)."""
+
+    path_every: Annotated[int, Field(ge=1)] = 4
+    """G steps between path-length steps (the penalty is multiplied by it)."""
+
+    path_batch_shrink: Annotated[int, Field(ge=1)] = 2
+    """The path-length step generates batch // path_batch_shrink images (at least 1)."""
+
+    path_decay: Annotated[float, Field(gt=0, le=1)] = 0.01
+    """Update rate of the running mean of path lengths."""
+
+    mixing: Annotated[float, Field(ge=0, le=1)] = 0.9
+    """Probability of style mixing (two z, a random crossover layer)."""
+
+    ema_half_life_kimg: Annotated[float, Field(gt=0)] = 10.0
+    """Half-life of the EMA generator in thousands of images."""
+
+    ema_batch: Annotated[int, Field(ge=1)] = 32
+    """Images per step assumed by the EMA decay 0.5^(ema_batch/(1000·half_life)); rosinality
+    and CAGC fix it at 32 whatever the real batch size."""
+
+
+class ContentAwarePruningOptions(Options):
+    """CAGC's content-aware pruning of a StyleGAN2 generator (``prune.py``): channel scores
+    mean |∂L/∂W| with L = Σ|G(z)_noisy − G(z)| after salt-and-pepper noise inside the content
+    mask, then uniform removal of the lowest-scored int(C·remove_ratio) channels of every layer
+    (``vemkit_plugins.methods.cagc_scores`` and ``vemkit_plugins.archs.stylegan2_prune``)."""
+
+    mask: Annotated[dict[str, Any], Slot("mask")] = {"type": "whole"}
+    """Which pixels count as content. CAGC: ``{type: face_parser, weights: .../79999_iter.pth}``
+    (BiSeNet, classes other than background and cloth); offline fallbacks ``saliency`` and
+    ``whole`` (the content-agnostic score), named as such in reports."""
+
+    n_samples: Annotated[int, Field(ge=1)] = 400
+    """Generated images the scores are estimated from (CAGC: 400)."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 10
+    """Images per scoring batch (CAGC: 10); per-batch scores are summed."""
+
+    noise_prob: Annotated[float, Field(gt=0, le=1)] = 0.05
+    """Probability that a masked pixel gets salt-and-pepper noise (CAGC: 0.05)."""
+
+    remove_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.7
+    """Fraction of channels removed from every layer: int(C·ratio) (CAGC: 0.7 → 4.1B MACs at
+    256 px)."""

@@ -26,8 +26,9 @@ examples:
 MAC conventions: 'paper' (default) is torchprofile's rule the GAN-compression tables use
 (transposed convolutions counted at their output resolution); 'exact' is the true count
 (torch FlopCounterMode FLOPs / 2); 'thop_legacy' is GCC's old-thop figure, which never counted
-spectral-normalised layers (the SAGAN row's 23.45M). Latency: batch 1, eval, inference_mode,
-median of N runs.
+spectral-normalised layers (the SAGAN row's 23.45M). An architecture may add counts of its own
+papers' rule beside them (StyleGAN2: 'cagc_analytic', CAGC's analytic count of the modulated
+3x3 convs and toRGB 1x1). Latency: batch 1, eval, inference_mode, median of N runs.
 """
 
 
@@ -56,8 +57,8 @@ def add_parser(subparsers: Any) -> None:
         "--input",
         action="append",
         metavar="CxHxW",
-        help="input shape without batch (with --arch; default 3x256x256); repeat for a "
-        "network of several inputs",
+        help="input shape without batch (with --arch; default 3x256x256, or the latent of an "
+        "unconditional generator); repeat for a network of several inputs",
     )
     p.add_argument(
         "--set",
@@ -268,8 +269,11 @@ def run(args: argparse.Namespace) -> int:
         if args.overrides:
             raise VemkitError("--set applies to a SPEC, not to --arch")
         config = parse_arch(args.arch)
-        shapes = [parse_shape(s) for s in (args.input or ["3x256x256"])]
         module = build_arch(config, "--arch")
+        if args.input:
+            shapes = [parse_shape(s) for s in args.input]
+        else:  # an unconditional generator takes its latent, anything else a 256 px image
+            shapes = [generator_input_shape(module, (3, 256, 256))]
         items = [
             dict(
                 name=str(config["type"]),
