@@ -11,3 +11,9 @@ def register(registry) -> None:
     registry.add(
         "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
     )
+    registry.add(
+        "method",
+        "gan_compression",
+        options=o.GanCompressionOptions,
+        factory="vemkit_plugins.methods.gan_compression:build",
+    )

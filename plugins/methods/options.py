@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from vemkit.options import Options, Slot
+from vemkit.stages import StepStage, TrainingStage
 
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -328,3 +329,249 @@ class ContentAwarePruningOptions(Options):
     remove_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.7
     """Fraction of channels removed from every layer: int(C·ratio) (CAGC: 0.7 → 4.1B MACs at
     256 px)."""
+
+
+# -- GAN-Compression ---------------------------------------------------------------------------
+GAN_COMPRESSION_CHANNELS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "channels-48": (
+        (48, 32), (48, 32), (48, 40, 32), (48, 40, 32), (48, 40, 32), (48, 40, 32),
+        (48, 32, 24, 16), (48, 32, 24, 16),
+    ),
+    "channels-32": ((32, 24, 16),) * 8,
+    "channels-64-cycleGAN": ((64, 48, 32, 24, 16),) * 8,
+    "channels-64-pix2pix": ((64, 56, 48, 40, 32, 24, 16),) * 8,
+}  # fmt: skip
+"""GAN-Compression's channel choices (``configs/resnet_configs.py``) per sub-network entry
+(stem, down 1, down 2 / trunk, blocks 1–3, 4–6, 7–9, up 1, up 2), in units of the entry's ngf
+multiple, as ``sub_mobile_resnet``'s ``config`` counts them."""
+
+
+class GanCompressionTeacherStage(TrainingStage):
+    """Training of the Mobile-ResNet teacher (pix2pix objective on paired data)."""
+
+    iterations: Annotated[int, Field(gt=0)] | None = 200_000
+    """Iterations of the teacher's training (GAN-Compression's pix2pix: 5+15 epochs at batch 4
+    on edges→shoes, about 200k iterations)."""
+    teacher: Literal["online", "frozen"] | None = "online"
+    """The teacher trains in this stage."""
+    student: bool = False
+    """No student trains in this stage; its evaluation scores the teacher."""
+
+    def describe(self, spec: Any) -> str:
+        return "train the Mobile-ResNet teacher with the pix2pix objective (hinge GAN + L1)"
+
+
+class GanCompressionDistillStage(TrainingStage):
+    """Pre-distillation of the teacher into the narrower spec student."""
+
+    enabled: bool = False
+    """Off by default: the supernet then starts from a freshly initialised student."""
+    iterations: Annotated[int, Field(gt=0)] | None = 200_000
+    """Iterations of the pre-distillation (horse→zebra: 100+100 epochs of 1,067 images)."""
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher stays fixed."""
+
+    init_from_teacher: bool = True
+    """Initialise the student from the teacher by L1-magnitude channel selection before the
+    first iteration (each layer keeps the input channels its producer kept and the output
+    filters of largest L1 norm: GAN-Compression's ``--restore_pretrained_G_path``)."""
+
+    def describe(self, spec: Any) -> str:
+        init = ", initialised by L1 channel selection" if self.init_from_teacher else ""
+        return f"distil the teacher into the narrower student{init}"
+
+
+class GanCompressionSupernetStage(TrainingStage):
+    """Once-for-all training of every sub-network of the student."""
+
+    iterations: Annotated[int, Field(gt=0)] | None = 400_000
+    """Iterations of the supernet's training (horse→zebra: 200+200 epochs)."""
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher stays fixed."""
+
+    def describe(self, spec: Any) -> str:
+        return (
+            "once-for-all supernet: each iteration trains the first-k-channel sub-network of a "
+            "configuration drawn uniformly from method.channels"
+        )
+
+
+class GanCompressionSearchStage(StepStage):
+    """Search of the supernet's sub-networks under a MAC budget."""
+
+    changes = ("student",)
+
+    budget: Annotated[float, Field(gt=0)] = 2.55e9
+    """MACs allowed for the chosen sub-network (torchprofile/paper convention, batch 1, at
+    ``resolution``). GAN-Compression's budgets: horse→zebra 3e9 (fast), edges→shoes 4.9e9,
+    Cityscapes 5.7e9; the VEM paper's summer→winter row: 2.55e9."""
+
+    resolution: Annotated[int, Field(gt=0)] = 256
+    """Side of the square input at which the budget is counted (the papers: 256), whatever the
+    training size."""
+
+    algorithm: Literal["evolution", "exhaustive"] = "evolution"
+    """``evolution`` (``evolution_search.py``) or ``exhaustive`` (``search.py``: every
+    configuration under the budget)."""
+
+    population: Annotated[int, Field(ge=2)] = 100
+    """Evolution: configurations per generation (``--population_size``)."""
+
+    iterations: Annotated[int, Field(ge=0)] = 500
+    """Evolution: generations after the first (``--evolution_iters``)."""
+
+    mutate_prob: Annotated[float, Field(ge=0, le=1)] = 0.2
+    """Evolution: probability that a mutant resamples each entry (horse→zebra fast: 0.4)."""
+
+    parent_ratio: Annotated[float, Field(gt=0, le=1)] = 0.25
+    """Evolution: share of the population kept as parents."""
+
+    mutation_ratio: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Evolution: share of the next generation made by mutation (the rest by crossover)."""
+
+    metric: Annotated[dict[str, Any], Slot("metric")] = {"type": "fid"}
+    """Metric of a candidate's images on the held-out images; FID as GAN-Compression (its real
+    statistics: the held-out targets, or the metric's own reference such as ``real_dir``)."""
+
+    score: str = "fid"
+    """Name of the metric's value that ranks candidates (its direction comes from the metric)."""
+
+    holdout: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """Share of the training split held out (seeded, without augmentation) to score candidates
+    on (GAN-Compression: the half in its ``train2`` metas); never the test split."""
+
+    seed: int | None = None
+    """Seed of the evolution; null: the spec's seed."""
+
+    top: Annotated[int, Field(ge=1)] = 20
+    """Rows of the ranked candidates table (``tables/candidates.csv``)."""
+
+    def describe(self, spec: Any) -> str:
+        how = (
+            f"evolution (population {self.population}, {self.iterations} generations)"
+            if self.algorithm == "evolution"
+            else "exhaustive search"
+        )
+        return (
+            f"{how} of the supernet's sub-networks under {self.budget / 1e9:.3g}G MACs at "
+            f"{self.resolution} px, scored by {self.score} on {self.holdout:.0%} of the "
+            "training split"
+        )
+
+
+class GanCompressionFinetuneStage(TrainingStage):
+    """Fine-tuning of the chosen sub-network."""
+
+    iterations: Annotated[int, Field(gt=0)] | None = 100_000
+    """Iterations of the fine-tuning (GAN-Compression: 5+15 epochs)."""
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher stays fixed."""
+
+    def describe(self, spec: Any) -> str:
+        return "fine-tune the chosen sub-network (a sub_mobile_resnet) from the supernet's weights"
+
+
+class GanCompressionStages(Options):
+    """GAN-Compression's recipe, in order."""
+
+    teacher: GanCompressionTeacherStage = GanCompressionTeacherStage()
+    """Train the Mobile-ResNet teacher: pix2pix objective (``method.gan_mode`` GAN against the
+    conditional discriminator + ``teacher_recon_weight``·L1) on paired data. On unpaired data
+    disable it and give ``teacher.checkpoint`` (a released ``latest_net_G_A.pth`` loads
+    strictly); CycleGAN teacher training is not part of this method."""
+
+    distill: GanCompressionDistillStage = GanCompressionDistillStage()
+    """Optional pre-distillation into the narrower spec student (GAN-Compression's
+    ``distill.py``, student ngf 32 or 48), initialised from the teacher by L1-magnitude channel
+    selection; disabled by default (the supernet then starts from a fresh student)."""
+
+    supernet: GanCompressionSupernetStage = GanCompressionSupernetStage()
+    """Once-for-all supernet: each iteration draws one configuration uniformly from
+    ``method.channels`` (a function of the step, so a resumed run draws the same), and the
+    student's first k channels of every layer are trained with the student loss."""
+
+    search: GanCompressionSearchStage = GanCompressionSearchStage()
+    """The best sub-network under the MAC budget, scored on held-out training images."""
+
+    finetune: GanCompressionFinetuneStage = GanCompressionFinetuneStage()
+    """Fine-tune the chosen sub-network, starting from the supernet's weights (the MI term, if
+    any, joins here)."""
+
+
+class GanCompressionOptions(Options):
+    """GAN-Compression (Li et al., CVPR 2020): teacher → (pre-distillation) → once-for-all
+    supernet → search under a MAC budget → fine-tune, for Mobile-ResNet generators.
+
+    Student loss in every student stage: ``gan_weight``·GAN (``gc.gan``) + ``recon_weight``·L1
+    (``gc.recon``: to the ground truth on paired data, to the frozen teacher's output on
+    unpaired) + ``distill_weight``·Σ_l MSE(A_l(S_l), T_l) (``gc.distill``) over the 4 ``taps``
+    with 1×1 adapters with bias (module ``gc_adapters``, trained with the student). The
+    discriminator (module ``discriminator``) is inherited from the stage before (the teacher
+    stage's on paired data). Defaults per task are GAN-Compression's: pix2pix λ 1/100/1,
+    hinge, conditional PatchGAN ndf 128; CycleGAN λ_recon 10, λ_distill 0.01, LSGAN, PatchGAN
+    ndf 64.
+
+    The **fast** variant (supernet distilled directly from the teacher, no pre-distillation)
+    is a spec setting: a student ``mobile_resnet`` as wide as the teacher (ngf 64),
+    ``channels: channels-64-cycleGAN`` (or ``channels-64-pix2pix``), ``stages.distill`` disabled
+    (the default); the teacher may then be the original ``resnet`` (``teacher.checkpoint``).
+    """
+
+    stages: GanCompressionStages = GanCompressionStages()
+    """The recipe's stages."""
+
+    channels: (
+        str | Annotated[list[list[Annotated[int, Field(gt=0)]]], Field(min_length=8, max_length=8)]
+    ) = "channels-32"
+    """Channel choices of the 8 sub-network entries: a GAN-Compression set name
+    (``channels-32``, ``channels-48``, ``channels-64-cycleGAN``, ``channels-64-pix2pix``) or
+    8 lists of widths in ngf units (stem, down 1, down 2 / trunk, blocks 1–3, 4–6, 7–9, up 1,
+    up 2). The largest choice of each entry must not exceed the student's ngf."""
+
+    gan_weight: NonNegative = 1.0
+    """λ_gan of the student's adversarial loss ``gc.gan``."""
+
+    recon_weight: NonNegative | None = None
+    """λ_recon of ``gc.recon``; null: 100 on paired data, 10 on unpaired."""
+
+    distill_weight: NonNegative | None = None
+    """λ_distill of ``gc.distill``; null: 1 on paired data, 0.01 on unpaired."""
+
+    gan_mode: Literal["hinge", "lsgan", "vanilla"] | None = None
+    """Adversarial loss of generator and discriminator; null: hinge on paired data, lsgan on
+    unpaired."""
+
+    discriminator: Annotated[dict[str, Any] | None, Slot("arch")] = None
+    """Discriminator (module ``discriminator``); null: PatchGAN n_layers 3 with instance norm,
+    ndf 128 on concat(A, B) for paired data, ndf 64 on the image for unpaired."""
+
+    discriminator_checkpoint: str | None = None
+    """Weights to start the discriminator from when no earlier stage trained it (unpaired data:
+    the teacher's ``latest_net_D_A.pth``, GAN-Compression's ``--restore_D_path``)."""
+
+    teacher_recon_weight: NonNegative = 100.0
+    """Teacher stage: weight of the teacher's L1 to the ground truth (pix2pix λ_L1)."""
+
+    taps: Annotated[list[str], Field(min_length=1)] = list(MOBILE_RESNET_CD_TAPS)
+    """Dotted paths of the distilled features, the same in student and teacher: the ReLU after
+    the second down and the outputs of residual blocks 3, 6 and 9 (``model.9/12/15/18``)."""
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> GanCompressionOptions:
+        if isinstance(self.channels, str) and self.channels not in GAN_COMPRESSION_CHANNELS:
+            raise ValueError(
+                f"channels: unknown set '{self.channels}' "
+                f"(known: {', '.join(GAN_COMPRESSION_CHANNELS)}) or give 8 lists of widths"
+            )
+        if isinstance(self.channels, list) and any(not c for c in self.channels):
+            raise ValueError("channels: every entry needs at least one width")
+        return self
+
+    def channel_choices(self) -> list[list[int]]:
+        """The 8 entries' choices, largest first."""
+        raw = (
+            GAN_COMPRESSION_CHANNELS[self.channels]
+            if isinstance(self.channels, str)
+            else self.channels
+        )
+        return [sorted({int(v) for v in entry}, reverse=True) for entry in raw]
