@@ -529,6 +529,7 @@ class GanCompression:
                 "resolution": o.resolution,
                 "score": {o.score: result.best_score},
                 "evaluated": len(result.scores),
+                "scored_now": result.evaluated,
                 "history": result.history,
             },
             tables={"candidates": table},
