@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from vemkit.options import Options
 
@@ -152,6 +159,8 @@ def _parse_channel_config(value: object) -> object:
 ChannelConfig = Annotated[
     tuple[Width, ...],
     BeforeValidator(_parse_channel_config),
+    # Written back (resolved specs, a recipe's DONE.json) as GAN-Compression spells it.
+    PlainSerializer(lambda v: "_".join(str(int(c)) for c in v), return_type=str, when_used="json"),
     WithJsonSchema(
         {
             "anyOf": [
