@@ -400,3 +400,28 @@ def test_paper_spec_runs_every_stage_at_a_tiny_size(
         assert any(n.startswith("mi.") for n in names)
     assert all(math.isfinite(v) for r in rows for k, v in r.items() if k in names)
     shutil.rmtree(run_dir)
+
+
+def test_fast_variant_distils_the_supernet_from_a_resnet_teacher(reg, aligned_root, tmp_path):
+    # GAN-Compression "fast": no pre-distillation, a student as wide as the teacher, the
+    # supernet distilled directly from the original ResNet (same tap names, model.9/12/15/18).
+    cfg = recipe_config(
+        aligned_root,
+        tmp_path / "run",
+        teacher={"enabled": False},
+        distill={"enabled": False},
+        supernet={"iterations": 1},
+        search={"algorithm": "exhaustive", "budget": 2.5e8},
+        finetune={"iterations": 1},
+    )
+    cfg["teacher"]["arch"] = {"type": "resnet", "ngf": 4}
+    cfg["method"]["channels"] = [[4], [4, 2], [4], [4, 2], [4], [4], [4], [4]]
+    cfg["output"]["checkpoint_every"] = 0
+    result = run_engine(make_spec(reg, cfg), registry=reg)
+    assert result.status == "finished" and result.stage == "finetune"
+    adapters = result.program.module("gc_adapters")
+    assert [tuple(a.weight.shape[:2]) for a in adapters] == [(16, 16)] * 4
+    rows = json.loads(
+        (tmp_path / "run" / "stages" / "02-search" / "tables" / "candidates.json").read_text()
+    )
+    assert len(rows) == 4  # exhaustive: the 4 configurations, all under the budget

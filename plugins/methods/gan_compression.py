@@ -450,6 +450,8 @@ class GanCompression:
         if cache_path.is_file():
             done = {k: float(v) for k, v in json.loads(cache_path.read_text()).items()}
         device = context["device"]
+        dist = context.get("dist")
+        main = dist is None or dist.main
 
         def score(config: Mapping[str, int]) -> float:
             from vemkit_plugins.compress.search import config_key
@@ -464,9 +466,11 @@ class GanCompression:
                     f"'{o.score}'"
                 )
             value = float(values[o.score])
-            # Written after every candidate: a search killed midway rescores nothing.
+            # Written after every candidate: a search killed midway rescores nothing. Every
+            # process scores the same candidates; the main one writes.
             done[config_key(config)] = value
-            write_text_atomic(cache_path, json.dumps(done, sort_keys=True) + "\n")
+            if main:
+                write_text_atomic(cache_path, json.dumps(done, sort_keys=True) + "\n")
             return value
 
         common = {
