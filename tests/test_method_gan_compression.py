@@ -313,14 +313,45 @@ def test_supernet_trains_the_drawn_sub_network_and_distils_its_sliced_taps(
     assert pw[:16].abs().sum() > 0 and pw[16:].abs().sum() == 0  # blocks 1–3: 4·c3 = 16
 
 
-def test_unpaired_teacher_stage_is_refused_with_the_way_out(reg, unaligned_root, tmp_path):
-    cfg = recipe_config(unaligned_root, tmp_path / "run")
+def unpaired_config(root: Path, run_dir: Path, **stages: Any) -> dict:
+    cfg = recipe_config(root, run_dir, **stages)
     cfg["task"] = "unpaired"
-    cfg["data"]["train"] = {"type": "unaligned", "root": str(unaligned_root), "size": SIZE}
+    cfg["data"]["train"] = {"type": "unaligned", "root": str(root), "size": SIZE}
     cfg["method"]["discriminator"] = D_UNPAIRED
-    with pytest.raises(VemkitError, match=r"method\.stages\.teacher\.enabled: false"):
-        run_engine(make_spec(reg, cfg), registry=reg)
-    assert not (tmp_path / "run" / "stages" / "02-distill").exists()
+    return cfg
+
+
+def test_unpaired_teacher_stage_trains_cyclegan_and_resumes_with_its_pools(
+    reg, unaligned_root, tmp_path
+):
+    stages = {"teacher": {"iterations": 5}, "distill": {"enabled": False}}
+    whole = tmp_path / "whole"
+    result = run_engine(
+        make_spec(reg, unpaired_config(unaligned_root, whole, **stages)),
+        registry=reg,
+        stop_at=4,
+        stop_in="teacher",
+    )
+    program = result.program
+    assert {"teacher_B", "discriminator", "discriminator_B"} <= set(program.modules)
+    assert program.module("discriminator_B").model[0].in_channels == 3
+    phases = {p.name: [t.name for t in p.terms] for p in program.phases}
+    assert phases["teacher"] == [
+        "gc.teacher_gan.A", "gc.teacher_gan.B", "gc.cycle.A", "gc.cycle.B", "gc.idt.A", "gc.idt.B",
+    ]  # fmt: skip
+    assert phases["discriminator"] == ["gc.d.A", "gc.d.B"]
+    order = [p.name for p in sorted(program.phases, key=lambda p: p.order)]
+    assert order.index("teacher") < order.index("discriminator")  # CycleGAN: G, then D
+    assert len(program.components["method"].pools["B"]) == 8  # G_A's fakes: 4 batches of 2
+    # stopped after 2 iterations and resumed: the same teacher pair and discriminators
+    split = tmp_path / "split"
+    spec = make_spec(reg, unpaired_config(unaligned_root, split, **stages))
+    assert run_engine(spec, registry=reg, stop_at=2, stop_in="teacher").status == "stopped"
+    resumed = resume(split, registry=reg, stop_at=4)
+    assert resumed.step == 4
+    for name in ("teacher", "teacher_B", "discriminator", "discriminator_B"):
+        a = last(whole, "01-teacher", name)
+        assert same_tensors(a, last(split, "01-teacher", name)), name
 
 
 # -- the paper specs ------------------------------------------------------------------------------

@@ -2,9 +2,13 @@
 
 teacher → distill (optional) → supernet → search → finetune, on Mobile-ResNet generators:
 
-* ``teacher`` (paired data): the Mobile-ResNet teacher trained with the pix2pix objective, the
-  ``gan_mode`` loss against a conditional PatchGAN plus ``teacher_recon_weight``·L1; the
-  discriminator it leaves (module ``discriminator``) is the one every later stage starts from.
+* ``teacher``: the Mobile-ResNet teacher. Paired data: pix2pix, the ``gan_mode`` loss against
+  a conditional PatchGAN plus ``teacher_recon_weight``·L1, D updated before G. Unpaired data:
+  CycleGAN (GAN-Compression's ``cycle_gan_model.py``), the teacher as G_A with a reverse
+  generator ``teacher_B``, D_A (``discriminator``) and D_B (``discriminator_B``) fed from
+  history pools, cycle and identity L1s, G updated before D. The discriminator it leaves
+  (module ``discriminator``, D_A on unpaired data) is the one every later stage starts from,
+  GAN-Compression's ``--restore_D_path``.
 * ``distill``: the spec's narrower student, initialised from the teacher by L1-magnitude
   channel selection (:func:`l1_channel_transfer`), trained with the student loss.
 * ``supernet``: each iteration draws one configuration of the 8 sub-network entries uniformly
@@ -18,6 +22,9 @@ teacher → distill (optional) → supernet → search → finetune, on Mobile-R
   sub_mobile_resnet, config: "a_b_c_d_e_f_g_h"}``: GAN-Compression's config string.
 * ``finetune``: that sub-network, from the supernet's weights, with the student loss (and the
   spec's MI term, whose positive ``teacher`` is the frozen T(x) the step already computes).
+
+In the student stages the discriminator's phase runs after the student's (GAN-Compression's
+distillers compute both losses with the same D, then step both).
 
 Student loss: ``gc.gan`` + ``gc.recon`` (L1 to the ground truth on paired data, to the
 teacher's output on unpaired) + ``gc.distill`` = Σ_l MSE(A_l(S_l), T_l) over the 4 taps, A_l a
@@ -37,17 +44,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vemkit.engine.hookspecs import ORDER_DISCRIMINATOR, ORDER_TEACHER, hookimpl
+from vemkit.engine.hookspecs import ORDER_DISCRIMINATOR, ORDER_STUDENT, ORDER_TEACHER, hookimpl
 from vemkit.engine.program import Stage
 from vemkit.engine.recipe import StepResult
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
 from vemkit_plugins.methods.kd import d_fake_loss, d_real_loss, g_loss
+from vemkit_plugins.methods.omgd_losses import ImagePool
 from vemkit_plugins.methods.options import GanCompressionOptions
 
 __all__ = [
     "ADAPTERS",
     "DISCRIMINATOR",
+    "DISCRIMINATOR_B",
+    "REVERSE",
     "GanCompression",
     "build",
     "config_string",
@@ -56,6 +66,8 @@ __all__ = [
 ]
 
 DISCRIMINATOR = "discriminator"
+DISCRIMINATOR_B = "discriminator_B"
+REVERSE = "teacher_B"
 ADAPTERS = "gc_adapters"
 SCORES_FILE = "search_scores.json"
 
@@ -179,6 +191,7 @@ class GanCompression:
         self.tap_keys: list[tuple[str, str]] = []
         self.supernet: Any = None
         self.widths: dict[str, int] = {}
+        self.pools: dict[str, ImagePool] = {}
         self.seed = int(spec.seed)
 
     # -- which stage ------------------------------------------------------------------------
@@ -195,6 +208,8 @@ class GanCompression:
             return
         self._build_discriminator(program, spec)
         if stage == "teacher":
+            if not self.paired:
+                self._build_cyclegan(program, spec)
             return
         if stage == "supernet" and not program.meta:
             self._build_supernet(program, spec)
@@ -220,6 +235,42 @@ class GanCompression:
         in_c = getattr(spec.student.arch, "input_nc", None)
         out_c = getattr(spec.student.arch, "output_nc", None)
         self.conditional = self.paired and None not in (d_in, in_c, out_c) and d_in == in_c + out_c
+
+    def _build_cyclegan(self, program: Any, spec: Any) -> None:
+        """CycleGAN's teacher pair: the teacher is G_A; G_B, D_B and the pools are added."""
+        g_a = program.module("teacher")
+        g_b = program.add_module(
+            REVERSE,
+            program.build("arch", spec.teacher.arch),
+            role="teacher",
+            group="teacher",
+            config=spec.teacher.arch,
+        )
+        d = self.discriminator
+        config_b = dict(d) if isinstance(d, dict) else d.model_dump(mode="json")
+        if "input_nc" in config_b:
+            config_b["input_nc"] = getattr(spec.teacher.arch, "input_nc", 3)
+        program.add_module(
+            DISCRIMINATOR_B,
+            program.build("arch", config_b),
+            role="discriminator",
+            group=DISCRIMINATOR,
+            config=config_b,
+        )
+        # Pool "B" keeps G_A's fakes (domain B) for D_A, pool "A" G_B's fakes for D_B.
+        size = self.options.pool_size
+        self.pools = {side: ImagePool(size, seed=self.seed * 2 + k) for k, side in enumerate("AB")}
+
+        def quiet(net: nn.Module, x: Tensor) -> Tensor:
+            # G_A also runs on B images: its feature taps keep G_A(A)'s activations.
+            with program.activate(None):
+                return net(x)
+
+        program.add_producer("gc.fake_A", lambda s: g_b(s["target"]))
+        program.add_producer("gc.rec_A", lambda s: g_b(s["teacher.out"]))
+        program.add_producer("gc.rec_B", lambda s: quiet(g_a, s["gc.fake_A"]))
+        program.add_producer("gc.idt_A", lambda s: quiet(g_a, s["target"]))
+        program.add_producer("gc.idt_B", lambda s: g_b(s["input"]))
 
     def _build_supernet(self, program: Any, spec: Any) -> None:
         from vemkit.profile import spec_input_size
@@ -262,20 +313,14 @@ class GanCompression:
     def vemkit_phases(self, program: Any, spec: Any) -> None:
         stage = self._stage(program)
         if stage == "teacher":
-            program.add_phase(DISCRIMINATOR, order=ORDER_DISCRIMINATOR, groups=[DISCRIMINATOR])
-            program.add_term(DISCRIMINATOR, "gc.d_real", self._d_real, 0.5)
-            program.add_term(DISCRIMINATOR, "gc.d_fake", self._d_fake("teacher.out"), 0.5)
-            program.add_phase("teacher", order=ORDER_TEACHER, groups=["teacher"])
-            program.add_term("teacher", "gc.teacher_gan", self._gan("teacher.out"), 1.0)
             if self.paired:
-                program.add_term(
-                    "teacher",
-                    "gc.teacher_recon",
-                    lambda s: F.l1_loss(s["teacher.out"], s["target"]),
-                    self.options.teacher_recon_weight,
-                )
+                self._pix2pix_teacher_terms(program)
+            else:
+                self._cyclegan_teacher_terms(program)
             return
-        program.add_phase(DISCRIMINATOR, order=ORDER_DISCRIMINATOR, groups=[DISCRIMINATOR])
+        # GAN-Compression's distillers compute D's loss and the student's from the same
+        # forward with the same (old) D, then step both: D's phase runs after the student's.
+        program.add_phase(DISCRIMINATOR, order=ORDER_STUDENT + 50, groups=[DISCRIMINATOR])
         program.add_term(DISCRIMINATOR, "gc.d_real", self._d_real, 0.5)
         program.add_term(DISCRIMINATOR, "gc.d_fake", self._d_fake("student.out"), 0.5)
         program.add_term("student", "gc.gan", self._gan("student.out"), self.options.gan_weight)
@@ -289,17 +334,91 @@ class GanCompression:
         if self.distill_weight > 0:
             program.add_term("student", "gc.distill", self._distill, self.distill_weight)
 
+    def _pix2pix_teacher_terms(self, program: Any) -> None:
+        # pix2pix: D is updated first, then G against the updated D.
+        program.add_phase(DISCRIMINATOR, order=ORDER_DISCRIMINATOR, groups=[DISCRIMINATOR])
+        program.add_term(DISCRIMINATOR, "gc.d_real", self._d_real, 0.5)
+        program.add_term(DISCRIMINATOR, "gc.d_fake", self._d_fake("teacher.out"), 0.5)
+        program.add_phase("teacher", order=ORDER_TEACHER, groups=["teacher"])
+        program.add_term("teacher", "gc.teacher_gan", self._gan("teacher.out"), 1.0)
+        program.add_term(
+            "teacher",
+            "gc.teacher_recon",
+            lambda s: F.l1_loss(s["teacher.out"], s["target"]),
+            self.options.teacher_recon_weight,
+        )
+
+    def _cyclegan_teacher_terms(self, program: Any) -> None:
+        o = self.options
+        program.add_phase("teacher", order=ORDER_TEACHER, groups=["teacher"])
+        for side, fake, net in (
+            ("A", "teacher.out", DISCRIMINATOR),
+            ("B", "gc.fake_A", DISCRIMINATOR_B),
+        ):
+            program.add_term("teacher", f"gc.teacher_gan.{side}", self._plain_gan(fake, net), 1.0)
+        program.add_term(
+            "teacher", "gc.cycle.A", lambda s: F.l1_loss(s["gc.rec_A"], s["input"]), o.cycle_weight
+        )
+        program.add_term(
+            "teacher", "gc.cycle.B", lambda s: F.l1_loss(s["gc.rec_B"], s["target"]), o.cycle_weight
+        )
+        if o.identity_weight > 0:
+            weight = o.cycle_weight * o.identity_weight
+            program.add_term(
+                "teacher", "gc.idt.A", lambda s: F.l1_loss(s["gc.idt_A"], s["target"]), weight
+            )
+            program.add_term(
+                "teacher", "gc.idt.B", lambda s: F.l1_loss(s["gc.idt_B"], s["input"]), weight
+            )
+        # CycleGAN: G first, then D_A (real B against pooled G_A(A)) and D_B (real A against
+        # pooled G_B(B)), each 0.5·(real + fake).
+        program.add_phase(DISCRIMINATOR, order=ORDER_TEACHER + 50, groups=[DISCRIMINATOR])
+        program.add_term(
+            DISCRIMINATOR, "gc.d.A", self._cycle_d(DISCRIMINATOR, "target", "teacher.out", "B"), 1.0
+        )
+        program.add_term(
+            DISCRIMINATOR, "gc.d.B", self._cycle_d(DISCRIMINATOR_B, "input", "gc.fake_A", "A"), 1.0
+        )
+
+    def _plain_gan(self, fake: str, discriminator: str) -> Any:
+        def term(state: State) -> Tensor:
+            return g_loss(state.program.module(discriminator)(state[fake]), self.gan_mode)
+
+        return term
+
+    def _cycle_d(self, discriminator: str, real: str, fake: str, pool: str) -> Any:
+        def term(state: State) -> Tensor:
+            net = state.program.module(discriminator)
+            pooled = self.pools[pool].query(state.detached(fake))
+            loss = d_real_loss(net(state[real]), self.gan_mode)
+            return 0.5 * (loss + d_fake_loss(net(pooled), self.gan_mode))
+
+        return term
+
+    @hookimpl
+    def vemkit_state_dict(self, program: Any) -> dict[str, Any] | None:
+        if not self.pools:
+            return None
+        return {f"gc.pool.{side}": pool.state_dict() for side, pool in self.pools.items()}
+
+    @hookimpl
+    def vemkit_load_state_dict(self, program: Any, state: dict[str, Any]) -> None:
+        for side, pool in self.pools.items():
+            saved = state.get(f"gc.pool.{side}")
+            if saved is not None:
+                pool.load_state_dict(saved)
+
     @hookimpl
     def vemkit_check(self, program: Any, spec: Any) -> list[str]:
         stage = self._stage(program)
         problems = []
         if stage == "teacher":
-            if not self.paired:
+            in_c = getattr(spec.teacher.arch, "input_nc", 3)
+            out_c = getattr(spec.teacher.arch, "output_nc", 3)
+            if not self.paired and self.options.identity_weight > 0 and in_c != out_c:
                 problems.append(
-                    "method.stages.teacher: GAN-Compression's teacher stage trains with the "
-                    "pix2pix objective on paired data; on unpaired data set "
-                    "method.stages.teacher.enabled: false and give teacher.checkpoint (a "
-                    "CycleGAN G_A, e.g. a released latest_net_G_A.pth)"
+                    "method.identity_weight: the identity loss feeds B images to G_A, which "
+                    f"needs as many input as output channels ({in_c} ≠ {out_c}); set it to 0"
                 )
             if spec.teacher.mode != "online":
                 problems.append(

@@ -347,18 +347,20 @@ multiple, as ``sub_mobile_resnet``'s ``config`` counts them."""
 
 
 class GanCompressionTeacherStage(TrainingStage):
-    """Training of the Mobile-ResNet teacher (pix2pix objective on paired data)."""
+    """Training of the Mobile-ResNet teacher (pix2pix on paired data, CycleGAN on unpaired)."""
 
     iterations: Annotated[int, Field(gt=0)] | None = 200_000
-    """Iterations of the teacher's training (GAN-Compression's pix2pix: 5+15 epochs at batch 4
-    on edges→shoes, about 200k iterations)."""
+    """Iterations of the teacher's training (GAN-Compression: pix2pix 5+15 epochs at batch 4
+    on edges→shoes, about 200k iterations; CycleGAN 100+100 epochs at batch 1)."""
     teacher: Literal["online", "frozen"] | None = "online"
     """The teacher trains in this stage."""
     student: bool = False
     """No student trains in this stage; its evaluation scores the teacher."""
 
     def describe(self, spec: Any) -> str:
-        return "train the Mobile-ResNet teacher with the pix2pix objective (hinge GAN + L1)"
+        if getattr(spec, "task", "paired") == "unpaired":
+            return "train the teacher as CycleGAN's G_A (with G_B, D_A, D_B, cycle and identity)"
+        return "train the teacher with the pix2pix objective (GAN + L1 to the ground truth)"
 
 
 class GanCompressionDistillStage(TrainingStage):
@@ -475,10 +477,13 @@ class GanCompressionStages(Options):
     """GAN-Compression's recipe, in order."""
 
     teacher: GanCompressionTeacherStage = GanCompressionTeacherStage()
-    """Train the Mobile-ResNet teacher: pix2pix objective (``method.gan_mode`` GAN against the
-    conditional discriminator + ``teacher_recon_weight``·L1) on paired data. On unpaired data
-    disable it and give ``teacher.checkpoint`` (a released ``latest_net_G_A.pth`` loads
-    strictly); CycleGAN teacher training is not part of this method."""
+    """Train the Mobile-ResNet teacher. Paired data: pix2pix (``gan_mode`` GAN against the
+    conditional discriminator, then ``teacher_recon_weight``·L1; D updated before G). Unpaired:
+    CycleGAN, the teacher as G_A with a reverse ``teacher_B``, ``discriminator`` (D_A) and
+    ``discriminator_B``, history pools, ``cycle_weight`` and ``identity_weight`` (G updated
+    before D). The discriminator (D_A) is what the student stages start from. Disable it to
+    start from ``teacher.checkpoint`` (a released ``latest_net_G_A.pth`` loads strictly) and
+    ``discriminator_checkpoint``."""
 
     distill: GanCompressionDistillStage = GanCompressionDistillStage()
     """Optional pre-distillation into the narrower spec student (GAN-Compression's
@@ -550,7 +555,19 @@ class GanCompressionOptions(Options):
     the teacher's ``latest_net_D_A.pth``, GAN-Compression's ``--restore_D_path``)."""
 
     teacher_recon_weight: NonNegative = 100.0
-    """Teacher stage: weight of the teacher's L1 to the ground truth (pix2pix λ_L1)."""
+    """Teacher stage, paired data: weight of the teacher's L1 to the ground truth (pix2pix
+    λ_L1)."""
+
+    cycle_weight: NonNegative = 10.0
+    """Teacher stage, unpaired data: weight of each cycle-consistency L1 (CycleGAN λ_A = λ_B)."""
+
+    identity_weight: NonNegative = 0.5
+    """Teacher stage, unpaired data: identity L1 weight relative to ``cycle_weight`` (CycleGAN
+    λ_identity; 0 turns it off)."""
+
+    pool_size: Annotated[int, Field(ge=0)] = 50
+    """Teacher stage, unpaired data: earlier fakes kept per discriminator (CycleGAN's image
+    pool)."""
 
     taps: Annotated[list[str], Field(min_length=1)] = list(MOBILE_RESNET_CD_TAPS)
     """Dotted paths of the distilled features, the same in student and teacher: the ReLU after
