@@ -362,7 +362,7 @@ def test_paper_spec_validates_with_the_papers_budget(path):
     spec = load_spec(path)
     stages = spec.method.stages
     assert spec.method.type == "gan_compression" and spec.task == "unpaired"
-    assert stages.search.budget == 2.55e9 and not stages.teacher.enabled
+    assert stages.search.budget == 2.55e9 and stages.teacher.enabled and stages.distill.enabled
     assert spec.teacher.arch.ngf == 64 and spec.student.arch.ngf == 32
     assert spec.mi.type == "none" or spec.mi.positive == "teacher"
     assert "Table 4" in path.read_text()
@@ -377,7 +377,7 @@ def tiny_overrides(path: Path, unaligned: Path, run_dir: Path) -> list[str]:
         "eval.metrics=[]",
         "eval.best=null",
         "eval.samples=0",
-        "teacher.checkpoint=null",
+        "method.stages.teacher.iterations=1",
         "teacher.arch.ngf=8",
         "student.arch.ngf=4",
         f"output.dir={run_dir}",
@@ -385,7 +385,6 @@ def tiny_overrides(path: Path, unaligned: Path, run_dir: Path) -> list[str]:
         "output.sample_every=0",
         "output.log_every=1",
         f"method.channels={json.dumps(CHOICES)}",
-        "method.discriminator_checkpoint=null",
         f"method.discriminator={json.dumps(D_UNPAIRED)}",
         "method.stages.distill.iterations=1",
         "method.stages.supernet.iterations=2",
@@ -420,11 +419,12 @@ def test_paper_spec_runs_every_stage_at_a_tiny_size(
     result = run_engine(spec, registry=reg, progress=False)
     assert result.status == "finished"
     index = json.loads((run_dir / "stages.json").read_text())
-    assert [s["name"] for s in index["stages"]] == ["distill", "supernet", "search", "finetune"]
+    names = ["teacher", "distill", "supernet", "search", "finetune"]
+    assert [s["name"] for s in index["stages"]] == names
     assert all(s["status"] == "done" for s in index["stages"])
-    arch = json.loads((run_dir / "stages" / "03-search" / "DONE.json").read_text())["archs"]
+    arch = json.loads((run_dir / "stages" / "04-search" / "DONE.json").read_text())["archs"]
     assert arch["student"]["type"] == "sub_mobile_resnet"
-    rows = [json.loads(x) for x in (run_dir / "stages" / "04-finetune" / "metrics.jsonl").open()]
+    rows = [json.loads(x) for x in (run_dir / "stages" / "05-finetune" / "metrics.jsonl").open()]
     names = {t.name for p in result.program.phases for t in p.terms}
     assert {"gc.gan", "gc.recon", "gc.distill"} <= names
     if spec.mi.type != "none":  # the MI term joins the fine-tune stage
