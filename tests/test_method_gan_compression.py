@@ -160,7 +160,7 @@ def test_search_finds_the_configuration_built_to_be_best(reg, aligned_root, tmp_
     stage = SimpleNamespace(
         algorithm=algorithm, budget=float(budget), resolution=256, population=8, iterations=6,
         mutate_prob=0.3, parent_ratio=0.25, mutation_ratio=0.5, metric={"type": "fake_mae"},
-        score="mae", holdout=0.5, seed=1, top=5,
+        score="mae", holdout=0.5, seed=1, top=5, max_images=None,
     )  # fmt: skip
     context = {
         "registry": reg,

@@ -577,7 +577,10 @@ class GanCompression:
 
             widths = config_widths(_genes_to_config(config))
             values = context["score"](
-                lambda batch: net(batch["input"].to(device), widths), [metric], held
+                lambda batch: net(batch["input"].to(device), widths),
+                [metric],
+                held,
+                limit=o.max_images,
             )
             if o.score not in values:
                 raise VemkitError(

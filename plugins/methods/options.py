@@ -442,6 +442,10 @@ class GanCompressionSearchStage(StepStage):
     """Share of the training split held out (seeded, without augmentation) to score candidates
     on (GAN-Compression: the half in its ``train2`` metas); never the test split."""
 
+    max_images: Annotated[int, Field(gt=0)] | None = None
+    """Score each candidate on the first this many held-out images only (null: all of them;
+    GAN-Compression: all). Fewer makes a CPU demo's search affordable, and FID noisier."""
+
     seed: int | None = None
     """Seed of the evolution; null: the spec's seed."""
 
