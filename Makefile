@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format demo schema clean
+.PHONY: install test test-slow lint format demo demo-gan-compression-none demo-gan-compression-vem schema clean
 
 install: $(STAMP)
 
@@ -52,6 +52,18 @@ demo: install
 	$(BIN)/vemkit eval $(DEMO)/omgd $(DEMO_EVAL)
 	$(BIN)/vemkit report $(DEMO)/omgd-vem $(DEMO)/omgd --out $(DEMO)/report \
 		--title "vemkit quickstart: OMGD vs OMGD + VEM on edges2shoes-fmnist"
+
+# GAN-Compression's recipe (teacher, supernet, search, fine-tune) on the offline emoji task, on the
+# CPU: `make demo-gan-compression-none` or `make demo-gan-compression-vem`.
+DEMO_GC_EVAL := --metrics '[{type: fid, num_samples: 64, kid_subset_size: 32}, {type: psnr}, \
+	{type: ssim}]' --max-items 64 --latency 20
+demo-gan-compression-none demo-gan-compression-vem: demo-gan-compression-%: install
+	$(BIN)/vemkit data get emoji-google2twitter
+	rm -rf runs/demo-gc/$*
+	$(BIN)/vemkit run specs/ablations/emoji_gan_compression_$*.yaml --set output.dir=runs/demo-gc/$*
+	$(BIN)/vemkit eval runs/demo-gc/$* $(DEMO_GC_EVAL)
+	$(BIN)/vemkit report runs/demo-gc/$* --out runs/demo-gc/$*/report \
+		--title "vemkit demo: GAN-Compression (mi: $*) on emoji google->twitter"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -400,13 +400,16 @@ def tiny_overrides(path: Path, unaligned: Path, run_dir: Path) -> list[str]:
     return out
 
 
+DEMOS = sorted((ROOT / "specs" / "ablations").glob("emoji_gan_compression_*.yaml"))
 RUNS = [
     p if p.stem.endswith(("compression", "_vem")) else pytest.param(p, marks=pytest.mark.slow)
     for p in PAPER
-]  # the VID and CRD specs differ from these by the MI term only
+] + [pytest.param(p, marks=pytest.mark.slow) for p in DEMOS]
+# the paper's VID and CRD specs differ from the others by the MI term only; the demos are the
+# same recipe at a CPU budget
 
 
-@pytest.mark.parametrize("path", RUNS, ids=[p.stem for p in PAPER])
+@pytest.mark.parametrize("path", RUNS, ids=[f"{p.parent.name}/{p.stem}" for p in PAPER + DEMOS])
 def test_paper_spec_runs_every_stage_at_a_tiny_size(
     path, reg, unaligned_root, tmp_path, monkeypatch
 ):
@@ -420,11 +423,14 @@ def test_paper_spec_runs_every_stage_at_a_tiny_size(
     assert result.status == "finished"
     index = json.loads((run_dir / "stages.json").read_text())
     names = ["teacher", "distill", "supernet", "search", "finetune"]
+    if path.parent.name == "ablations":  # the demos skip the pre-distillation
+        names.remove("distill")
     assert [s["name"] for s in index["stages"]] == names
     assert all(s["status"] == "done" for s in index["stages"])
-    arch = json.loads((run_dir / "stages" / "04-search" / "DONE.json").read_text())["archs"]
+    search, finetune = (f"{names.index(n) + 1:02d}-{n}" for n in ("search", "finetune"))
+    arch = json.loads((run_dir / "stages" / search / "DONE.json").read_text())["archs"]
     assert arch["student"]["type"] == "sub_mobile_resnet"
-    rows = [json.loads(x) for x in (run_dir / "stages" / "05-finetune" / "metrics.jsonl").open()]
+    rows = [json.loads(x) for x in (run_dir / "stages" / finetune / "metrics.jsonl").open()]
     names = {t.name for p in result.program.phases for t in p.terms}
     assert {"gc.gan", "gc.recon", "gc.distill"} <= names
     if spec.mi.type != "none":  # the MI term joins the fine-tune stage

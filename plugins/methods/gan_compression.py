@@ -88,6 +88,24 @@ ENTRY_SPACES: tuple[tuple[tuple[str, ...], int], ...] = (
 blocks 1–3/4–6/7–9, up 1 2·c6, up 2 c7) — as ``sub_mobile_resnet`` parses the string."""
 
 GENES = tuple(f"c{i}" for i in range(8))
+GROUPS = (
+    "model.1 (stem)",
+    "model.4 (down 1)",
+    "model.7 (down 2, residual stream)",
+    "blocks 1-3 hidden",
+    "blocks 4-6 hidden",
+    "blocks 7-9 hidden",
+    "model.19 (up 1)",
+    "model.22 (up 2)",
+)
+"""The report's names of the 8 entries' channel groups."""
+
+
+def _group_channels(config: Sequence[int]) -> dict[str, int]:
+    """Channels per group (the entry times its ngf multiple), for the report."""
+    return {
+        name: mult * int(v) for name, (_, mult), v in zip(GROUPS, ENTRY_SPACES, config, strict=True)
+    }
 
 
 def config_widths(config: Sequence[int]) -> dict[str, int]:
@@ -642,13 +660,13 @@ class GanCompression:
                 "before": {
                     "macs": macs(),
                     "params": count_params(student),
-                    "channels": dict(zip(GENES, full, strict=True)),
+                    "channels": _group_channels(full),
                     "config": config_string(full),
                 },
                 "after": {
                     "macs": result.best_macs,
                     "params": count_params(chosen),
-                    "channels": dict(zip(GENES, best, strict=True)),
+                    "channels": _group_channels(best),
                     "config": best_str,
                 },
                 "budget": o.budget,
