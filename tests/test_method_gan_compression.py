@@ -263,6 +263,13 @@ def test_recipe_runs_resumes_exactly_and_exports_a_plain_sub_network(
     assert same_tensors(
         last(whole, "05-finetune", "discriminator"), last(split, "05-finetune", "discriminator")
     )
+    # ... and inside the pre-distillation and the fine-tune
+    for stage in ("distill", "finetune"):
+        other = tmp_path / stage
+        spec = make_spec(reg, recipe_config(aligned_root, other))
+        assert run_engine(spec, registry=reg, stop_at=1, stop_in=stage).status == "stopped"
+        assert resume(other, registry=reg).status == "finished"
+        assert same_tensors(last(whole, "05-finetune"), last(other, "05-finetune")), stage
     # a search interrupted after scoring resumes from its cache: nothing is scored again
     for folder in FOLDERS[3:]:
         (split / "stages" / folder / "DONE.json").unlink()
