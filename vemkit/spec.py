@@ -281,31 +281,57 @@ def validate_source(
 
     version = data.get("vemkit", SPEC_VERSION)
     if version != SPEC_VERSION:
-        return None, [
-            src.problem(
-                ("vemkit",),
-                f"unsupported spec version {version!r}; this vemkit reads `vemkit: {SPEC_VERSION}`",
-            )
-        ]
+        problem = src.problem(
+            ("vemkit",),
+            f"unsupported spec version {version!r}; this vemkit reads `vemkit: {SPEC_VERSION}`",
+        )
+        return None, [_attribute_override(problem, applied, src)]
     problems = check_requires(data, reg, src)
     if problems:
-        return None, problems
+        return None, [_attribute_override(p, applied, src) for p in problems]
 
     model = spec_model(reg)
     try:
         spec = model.model_validate(data)
     except ValidationError as exc:
         problems = [_problem_for(e, data, model, src) for e in exc.errors()]
-        problems = [_attribute_override(p, applied) for p in problems]
+        problems = [_attribute_override(p, applied, src) for p in problems]
         return None, sorted(_unique(problems), key=Problem.sort_key)
     return spec, []
 
 
-def _attribute_override(problem: Problem, applied: list[str]) -> Problem:
+def _attribute_override(problem: Problem, applied: list[str], src: SpecSource) -> Problem:
+    """Report a problem an override caused as ``--set dotted.path: ...``, never at a file place.
+
+    A problem is the override's when it lies at or under an overridden path, or at a key the
+    override created on its way down (``--set mi.typo.x=1`` creates ``mi.typo``, which is not in
+    the file: reported as ``--set mi.typo.x``). A problem at a key that *is* in the file keeps
+    its file place and names the override when the override may have caused it: a model-level
+    check above the overridden path, or a key of the file that a ``--set ....type=`` override
+    made unknown to the new component.
+    """
+    if problem.source == "--set":
+        return problem
+    where = _split_path(problem.path) if problem.path else ()
     for path in applied:
         if problem.path == path or problem.path.startswith(path + "."):
             return Problem(problem.path, problem.message, "--set")
+    for path in applied:
+        if problem.path and path.startswith(problem.path + "."):
+            if where not in src.keys and where not in src.values:
+                return Problem(path, problem.message, "--set")
+            return _with_override(problem, path)
+        parent, _, last = path.rpartition(".")
+        if last == "type" and (not parent or problem.path.startswith(parent + ".")):
+            return _with_override(problem, path)
+        if not problem.path:
+            return _with_override(problem, path)
     return problem
+
+
+def _with_override(problem: Problem, path: str) -> Problem:
+    message = f"{problem.message} (with --set {path})"
+    return Problem(problem.path, message, problem.source, problem.line, problem.column)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
