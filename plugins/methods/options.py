@@ -1,8 +1,10 @@
 """Options of the built-in baseline methods (torch-free)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -211,7 +213,7 @@ class OMGDOptions(Options):
     the student learns every iteration from the current teacher on the same batch."""
 
     @model_validator(mode="after")
-    def _taps_pair_up(self) -> OMGDOptions:
+    def _taps_pair_up(self) -> Self:
         teacher, student = self.cd_teacher_taps, self.cd_student_taps
         if teacher is not None and student is not None and len(teacher) != len(student):
             raise ValueError(
