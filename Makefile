@@ -39,10 +39,11 @@ schema: install
 	$(BIN)/vemkit schema --write
 
 # The quickstart: fetch the offline edges->shoes set, train OMGD+VEM and its `mi: none`
-# counterpart, evaluate both, write a report comparing them (runs/demo/report/report.html).
+# counterpart, evaluate both students next to their teacher, write a report comparing them
+# (runs/demo/report/report.html).
 DEMO := runs/demo
 DEMO_EVAL := --metrics '[{type: psnr}, {type: ssim}, {type: fid, num_samples: 64}]' \
-	--max-items 64 --latency 20 --no-teacher
+	--max-items 64 --latency 20
 demo: install
 	$(BIN)/vemkit data get edges2shoes-fmnist
 	rm -rf $(DEMO)

@@ -114,7 +114,9 @@ class OMGDOptions(Options):
 
     style_weight: NonNegative = 1e4
     """Weight of ``omgd.style``: Σ over the 4 perceptual layers of the mean |Gram(S) − Gram(T)|,
-    Grams divided by C·H·W (AGD_weights[1])."""
+    Grams divided by C·H·W (AGD_weights[1]). 1e4 is OMGD's value for VGG16; with the Inception
+    substitute it makes the style term ~90 % of the student loss, and 300 weighs it like the
+    SSIM term (the quickstart's value; calibration in ``perceptual.py``)."""
 
     feature_weight: NonNegative = 10.0
     """Weight of ``omgd.feature``: mean |S − T| of the perceptual features at ``feature_layer``
