@@ -229,3 +229,51 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     ratio = res["vem_over_omgd"]
     assert _finite(ratio["ratio"]) and len(ratio["per_repeat"]) == 2
     assert _finite(res["vem_added_seconds"])
+
+
+@pytest.mark.slow  # a probe, 2 cells and 2 FID evaluations
+def test_gpu_ablation_probes_a_budget_runs_and_resumes_at_a_tiny_size_on_the_cpu(tmp_path, capsys):
+    from benchmarks import ablation_gpu
+
+    data = tmp_path / "e2s"
+    _write_aligned(data, "train", 8, 32, seed=0)
+    _write_aligned(data, "test", 4, 32, seed=1)
+    sets = [
+        f"data.train.root={data}",
+        f"data.eval.root={data}",
+        "data.train.size=32",
+        "data.eval.size=32",
+        "data.eval.labels=null",
+        "teacher.arch.num_downs=5",
+        "student.arch.num_downs=5",
+        "method.deep_teacher.num_downs=5",
+        "mi.energy.blocks=4",
+        "mi.energy.width=4",
+        *TINY_PIX2PIX,
+    ]
+    argv = [
+        "--minutes", "1",
+        "--arms", "none", "vem",
+        "--seeds", "0",
+        "--jobs", "1",
+        "--threads", "1",
+        "--device", "cpu",
+        "--fid-samples", "4",
+        "--probe-iterations", "4",
+        "--max-iterations", "2",
+        *[x for s in sets for x in ("--set", s)],
+        "--runs", str(tmp_path / "runs"),
+        "--output", str(tmp_path / "gpu.json"),
+    ]  # fmt: skip
+    assert ablation_gpu.main(argv, runner=_in_process) == 0
+    captured = capsys.readouterr()
+    assert "probe: 4 iterations" in captured.err and "| fid ↓ | vem | none | 1 |" in captured.out
+    chosen = json.loads((tmp_path / "runs" / "gpu_budget.json").read_text())
+    assert chosen["iterations"] == 2 and chosen["seconds_per_iteration"] > 0
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert result["setting"]["name"] == "gpu" and len(result["cells"]) == 2
+    assert all(c["iterations"] == 2 for c in result["cells"])
+    # Again: the budget is read back (no probe) and every cell is skipped.
+    assert ablation_gpu.main(argv, runner=_in_process) == 0
+    said = capsys.readouterr().err
+    assert "budget from" in said and "probe:" not in said and "2/2 cell(s) already finished" in said
