@@ -613,6 +613,9 @@ def run_jobs(
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
                         env=env,
+                        # Its own session: a Ctrl-C in the terminal reaches the sweep only,
+                        # which forwards exactly one SIGINT to each cell (below).
+                        start_new_session=True,
                     )
                 job.started = time.perf_counter()
                 running.append(job)

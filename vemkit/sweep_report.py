@@ -137,7 +137,8 @@ def statistics_table(
     for c in configs:
         metrics += [k for k in c.scores if k not in metrics]
     rows = []
-    for key in metrics:
+    # ``kid_std`` and the like are the spread of an estimate, not a score to compare.
+    for key in [k for k in metrics if not k.endswith("_std")]:
         for config in configs:
             ref_name = reference_of(sweep, config)
             if ref_name is None or ref_name not in by_name:
@@ -238,49 +239,85 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
     return header, body
 
 
-def _mean_log(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """The seeds' ``metrics.jsonl`` averaged key by key at the steps every seed logged."""
-    if not runs:
-        return []
-    per_run: list[dict[int, dict[str, Any]]] = []
-    for run in runs:
-        merged_lines: dict[int, dict[str, Any]] = {}
-        for line in run.log:  # training and evaluation of one step are separate lines
-            if isinstance(line.get("step"), int):
-                merged_lines.setdefault(line["step"], {}).update(line)
-        per_run.append(merged_lines)
-    steps = sorted(set.intersection(*(set(p) for p in per_run)))
-    out = []
-    for step in steps:
-        lines = [p[step] for p in per_run]
-        keys = [k for k, v in lines[0].items() if isinstance(v, int | float) and k != "step"]
-        merged: dict[str, Any] = {"step": step}
-        for key in keys:
-            values = [ln.get(key) for ln in lines]
-            if all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-                merged[key] = statistics.fmean(values)  # type: ignore[arg-type]
-        out.append(merged)
-    return out
+def _by_step(run: Any) -> dict[int, dict[str, Any]]:
+    """A run's ``metrics.jsonl`` by step (training and evaluation of a step are two lines)."""
+    steps: dict[int, dict[str, Any]] = {}
+    for line in run.log:
+        if isinstance(line.get("step"), int):
+            steps.setdefault(line["step"], {}).update(line)
+    return steps
+
+
+def _band(logs: Sequence[dict[int, dict[str, Any]]], key: str) -> tuple[list[float], ...]:
+    """Steps where every seed logged ``key``; the mean, min and max over the seeds there."""
+
+    def finite(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    common = sorted(set.intersection(*({s for s, d in log.items() if finite(d.get(key))}
+                                       for log in logs)))  # fmt: skip
+    values = [[float(log[s][key]) for log in logs] for s in common]
+    return (
+        [float(s) for s in common],
+        [statistics.fmean(v) for v in values],
+        [min(v) for v in values],
+        [max(v) for v in values],
+    )
 
 
 def plot_arm_curves(configs: Sequence[Config], out: Path) -> dict[str, Path]:
-    """Training and evaluation curves, one line per arm (the mean over its seeds), drawn by
-    :func:`vemkit.report.plot_curves`."""
-    from vemkit.report import Run, load_run, plot_curves
+    """Training and evaluation curves: a panel per logged quantity (the keys
+    :func:`vemkit.report.curve_keys` picks), in it one line per arm, the mean over its seeds,
+    with the seeds' range shaded. An arm keeps its colour in every panel, also where another
+    arm did not log that quantity (``mi.energy/*`` under ``mi.type=none``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    arm_runs = []
+    from vemkit.fileio import atomic_path
+    from vemkit.report import MAX_PANELS, curve_keys, load_run
+
+    arms = []
     for c in configs:
         runs = [load_run(cell.run_dir) for cell in c.cells if cell.run_dir.is_dir()]
-        if not runs:
-            continue
-        arm_runs.append(
-            Run(runs[0].path, runs[0].spec, "", _mean_log(runs), None, None, label=c.name)
-        )
+        if runs:
+            arms.append((c.name, runs, [_by_step(r) for r in runs]))
+    all_runs = [r for _, runs, _ in arms for r in runs]
+    colours = [f"C{i % 10}" for i in range(len(arms))]
     written = {}
     for kind in ("train", "eval"):
-        path = plot_curves(arm_runs, out / f"curves_{kind}.png", kind)
-        if path is not None:
-            written[kind] = path
+        keys = curve_keys(all_runs, kind)[:MAX_PANELS]
+        if not keys:
+            continue
+        cols = min(4, len(keys))
+        rows = math.ceil(len(keys) / cols)
+        fig = Figure(figsize=(3.4 * cols, 2.6 * rows + 0.4), dpi=100)
+        FigureCanvasAgg(fig)
+        for n, key in enumerate(keys):
+            ax = fig.add_subplot(rows, cols, n + 1)
+            for (name, _, logs), colour in zip(arms, colours, strict=True):
+                xs, mean, low, high = _band(logs, key)
+                if not xs:
+                    continue
+                ax.plot(xs, mean, color=colour, linewidth=1.2, label=name,
+                        marker="." if len(xs) < 30 else None)  # fmt: skip
+                if len(logs) > 1:
+                    ax.fill_between(xs, low, high, color=colour, alpha=0.18, linewidth=0)
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            ax.ticklabel_format(axis="y", useOffset=False)
+        handles = [
+            fig.axes[0].plot([], [], color=colour, label=name)[0]
+            for (name, _, _), colour in zip(arms, colours, strict=True)
+        ]
+        fig.legend(handles=handles, loc="upper center", ncol=min(6, len(arms)), fontsize=8,
+                   frameon=False)  # fmt: skip
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (2.6 * rows + 0.4)))
+        path = out / f"curves_{kind}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", bbox_inches="tight")
+        written[kind] = path
     return written
 
 
@@ -365,7 +402,7 @@ def write_report(
     for kind, heading in (("train", "Training curves"), ("eval", "Evaluation curves")):
         if kind in figures:
             md += [
-                f"## {heading} (mean over seeds, per arm)",
+                f"## {heading} (per arm: mean over seeds, their range shaded)",
                 "",
                 f"![{kind}]({figures[kind].name})",
                 "",
@@ -399,7 +436,7 @@ def write_report(
     for kind, heading in (("train", "Training curves"), ("eval", "Evaluation curves")):
         if kind in figures:
             body += [
-                f"<h2>{heading} (mean over seeds, per arm)</h2>",
+                f"<h2>{heading} (per arm: mean over seeds, their range shaded)</h2>",
                 f'<img alt="{kind}" src="{_data_uri(figures[kind])}">',
             ]
     body += [
