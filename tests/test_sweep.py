@@ -188,6 +188,19 @@ def test_commands_are_plain_vemkit_runs_one_line_per_cell(tiny, tmp_path):
     assert data["baseline"] == "mi.type=none"
 
 
+def test_dry_run_prints_the_cells_and_writes_the_plan(tiny, tmp_path, capsys):
+    out = tmp_path / "sw"
+    argv = ["sweep", str(tiny), "--grid", "mi.type=none,vem", "--arm", "a", "train.batch_size=1",
+            "--seeds", "3", "--out", str(out), "--dry-run"]  # fmt: skip
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "2 cells = 2 mi.type × 1 arm × 1 seeds; reference arm: mi.type=none"
+    assert printed[1].split() == ["1", "new", "mi.type=none+a/seed3"]
+    assert (out / "commands.txt").is_file() and not (out / "mi.type=none+a").exists()
+    assert cli.main(["sweep", str(tiny), "--grid", "mi.typ=none", "--dry-run"]) == 2
+    assert "--grid mi.typ: unknown key 'typ'" in capsys.readouterr().err
+
+
 # -- statistics -----------------------------------------------------------------------------------
 def test_paired_difference_against_hand_computed_values():
     # diffs 1, 2, -0.5 (seed 3 has no reference score and is left out): mean 5/6,
@@ -304,5 +317,7 @@ def test_the_command_runs_cells_as_processes_in_parallel(tiny, tmp_path, capsys,
     assert "| l1 ↓ | mi.type=vid | mi.type=none | 1 |" in captured.out
     assert "[2/2] mi.type=" in captured.err and "trained to step 3" in captured.err
     assert json.loads(Path("sw/mi.type=vid/seed0/eval.json").read_text())["items"] == 4
+    md = Path("sw/report/report.md").read_text()
+    assert f"command: `vemkit sweep {tiny} --grid mi.type=none,vid --seeds 0 --jobs 2" in md
     log = Path("sw/logs/mi.type=vid.seed0.run.log").read_text()
     assert log.startswith("\n$ vemkit run ") and "finished at step 3/3" in log

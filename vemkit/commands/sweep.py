@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from typing import Any
 
 from vemkit.commands._common import add_command, add_set_option
@@ -19,7 +18,7 @@ def add_parser(sub: Any) -> None:
         "the --arm entries, times the seeds), each a plain `vemkit run` in a process of its "
         "own in OUT/<cell>/seed<k>; evaluate each cell with `vemkit eval`; write "
         "OUT/report/report.{md,html} with the paired difference of every arm to the reference "
-        "arm per seed, its mean and 95 %% t-interval, and the learning curves. The commands "
+        "arm per seed, its mean and 95 % t-interval, and the learning curves. The commands "
         "go to OUT/cells.json and OUT/commands.txt (one line per cell) so a cluster can run the "
         "same cells. Every cell is validated first. Run the same command again to continue: "
         "finished cells are skipped, stopped ones resumed, current evaluations reused. An "
@@ -48,7 +47,7 @@ def add_parser(sub: Any) -> None:
         action="append",
         nargs="+",
         default=[],
-        metavar="NAME KEY=V",
+        metavar=("NAME", "KEY=V"),
         help="a named arm of several overrides, e.g. --arm vem-t1 mi.type=vem "
         "mi.sampler.noise_std=auto; the --arm entries form one axis; repeatable",
     )
@@ -103,6 +102,26 @@ def add_parser(sub: Any) -> None:
     )
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The sweep's command as the report states it (rebuilt from the parsed options)."""
+    words = ["vemkit", *(x for p in getattr(args, "plugin", []) or [] for x in ("-p", p))]
+    words += ["sweep", args.spec, *(x for g in args.grid for x in ("--grid", g))]
+    words += [x for a in args.arm for x in ("--arm", *a)]
+    words += ["--seeds", args.seeds, "--jobs", str(args.jobs)]
+    words += ["--threads-per-job", str(args.threads_per_job)]
+    words += [x for o in args.overrides for x in ("--set", o)]
+    for flag, value in (
+        ("--out", args.out),
+        ("--baseline", args.baseline),
+        ("--metrics", args.metrics),
+        ("--eval-items", args.eval_items),
+        ("--title", args.title),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    return shlex.join(words) + (" --collect" if args.collect else "")
+
+
 def run(args: argparse.Namespace) -> int:
     from vemkit import sweep as sweeps
     from vemkit.evaluate import parse_metrics
@@ -127,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {cells}")
         print(f"wrote {commands}")
         return 0
-    command = "vemkit " + shlex.join(sys.argv[1:]) if sys.argv[1:] else None
+    command = _command_line(args)
     result = sweeps.run_sweep(
         plan, jobs=args.jobs, collect=args.collect, title=args.title, command=command
     )
