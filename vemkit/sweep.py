@@ -184,7 +184,7 @@ def expand_override(data: dict[str, Any], override: str, reg: Any = None) -> str
     any other override is returned as it is. An unknown NEW is left to validation (which names
     the registered ones).
     """
-    from vemkit.spec import _split_path, apply_overrides, model_at
+    from vemkit.spec import apply_overrides, model_at
     from vemkit.spec_model import spec_model
 
     key, _, raw = override.partition("=")
@@ -204,7 +204,8 @@ def expand_override(data: dict[str, Any], override: str, reg: Any = None) -> str
         return override
     trial = copy.deepcopy(data)
     apply_overrides(trial, [f"{key}={raw}"])
-    model = model_at(spec_model(reg), trial, _split_path(".".join(parts[:-1])))
+    where = tuple(int(p) if p.isdigit() else p for p in parts[:-1])
+    model = model_at(spec_model(reg), trial, where)
     if model is None or "type" not in model.model_fields:
         apply_overrides(data, [override])
         return override
