@@ -144,15 +144,17 @@ def test_ablation_rejects_an_override_for_an_unknown_arm():
 def test_every_method_has_a_spec_per_task_and_arms_that_validate():
     from vemkit import sweep as sweeps
 
-    for method in ablation.METHODS:
-        for task in ablation.TASKS.values():
-            path = ablation._path(ablation.SETTINGS["cpu"].spec, task, method)
-            arms = [sweeps.Arm(n, o) for n, o in ablation.ARMS.items()]
-            plan = sweeps.plan(path, [sweeps.Axis("arm", tuple(arms))], [0])
-            types = [c.spec.mi.type for c in plan.cells]
-            assert types == ["none", "vid", "crd", "vem", "vem", "vem"]
-            assert plan.cells[5].spec.mi.sampler.init == "marginal"
-            assert plan.cells[0].spec.teacher.mode == "frozen"
+    arms = [sweeps.Arm(n, o) for n, o in ablation.ARMS.items()]
+    for setting, mode in (("cpu", "frozen"), ("gpu", "online")):
+        for method in ablation.METHODS:
+            for task in ablation.TASKS.values():
+                path = ablation._path(ablation.SETTINGS[setting].spec, task, method)
+                plan = sweeps.plan(path, [sweeps.Axis("arm", tuple(arms))], [0])
+                types = [c.spec.mi.type for c in plan.cells]
+                assert types == ["none", "vid", "crd", "vem", "vem", "vem"]
+                assert plan.cells[4].spec.mi.sampler.noise_std == "auto"
+                assert plan.cells[5].spec.mi.sampler.init == "marginal"
+                assert plan.cells[0].spec.teacher.mode == mode
 
 
 def test_scale_overrides_shrink_the_paper_setting():
