@@ -334,3 +334,17 @@ def test_the_mi_term_joins_only_the_stage_that_distils_unless_a_stage_asks(
     plan = plan_of(make_spec(reg, config), registry=reg)
     pre = plan["recipe"][0]["plan"]["phases"]
     assert any(t["name"].startswith("mi.") for p in pre for t in p["terms"])
+
+
+def test_a_sweep_knows_a_finished_recipe_cell_and_where_its_result_lives(reg, data_root, tmp_path):
+    from vemkit.sweep import Cell, cell_state, result_dir
+
+    run_dir = tmp_path / "cell"
+    spec = make_spec(reg, recipe_config(data_root, run_dir))
+    cell = Cell(index=1, arms=(), seed=3, run_dir=run_dir, overrides=[], spec=spec)
+    assert cell_state(cell) == "new"
+    run_engine(spec, registry=reg, stop_at=1, stop_in="distil")
+    assert cell_state(cell) == "partial"
+    resume(run_dir, registry=reg)
+    assert cell_state(cell) == "finished"
+    assert result_dir(run_dir) == run_dir / "stages" / "03-distil"

@@ -476,6 +476,30 @@ def last_step(run_dir: Path) -> int | None:
     return step if isinstance(step, int) else None
 
 
+def result_dir(run_dir: Path) -> Path:
+    """Where a cell's result lives: the run folder, or a recipe's last stage with weights."""
+    from vemkit.engine.recipe import final_stage_dir, is_recipe_dir
+
+    if is_recipe_dir(run_dir):
+        try:
+            return final_stage_dir(run_dir)
+        except VemkitError:
+            return run_dir
+    return run_dir
+
+
+def _final_step(cell: Cell) -> int | None:
+    """The step a finished cell's last checkpoint is at (a recipe: its last stage's)."""
+    from vemkit.engine.recipe import is_recipe_dir, read_index
+
+    if not is_recipe_dir(cell.run_dir):
+        return cell.spec.train.iterations
+    stages = read_index(cell.run_dir).get("stages", [])
+    if not stages or any(s.get("status") != "done" for s in stages):
+        return None
+    return last_step(result_dir(cell.run_dir))
+
+
 def cell_state(cell: Cell) -> str:
     """``finished``, ``partial`` (continue with ``--resume``), ``new``, or ``other`` (the
     folder holds a run of a different spec)."""
@@ -486,7 +510,12 @@ def cell_state(cell: Cell) -> str:
         return "other" if (cell.run_dir / "checkpoints").exists() else "new"
     if info.get("spec_hash") != spec_hash(cell.spec):
         return "other"
-    return "finished" if last_step(cell.run_dir) == cell.spec.train.iterations else "partial"
+    final = _final_step(cell)
+    return (
+        "finished"
+        if final is not None and last_step(result_dir(cell.run_dir)) == final
+        else ("partial")
+    )
 
 
 def _same_metrics(done: Any, wanted: Sequence[dict[str, Any]]) -> bool:
@@ -510,15 +539,16 @@ def evaluation_current(sweep: Sweep, cell: Cell) -> dict[str, Any] | None:
     the sweep's number of items; else None."""
     from vemkit.evaluate import EVAL_FILE
 
-    path = cell.run_dir / EVAL_FILE
+    where = result_dir(cell.run_dir)
+    path = where / EVAL_FILE
     data = _json(path)
-    if data is None or data.get("step") != cell.spec.train.iterations:
+    if data is None or data.get("step") != _final_step(cell):
         return None
     if not _same_metrics(data.get("metric_configs"), wanted_metrics(sweep, cell)):
         return None
     if sweep.eval_items is not None and data.get("items") != sweep.eval_items:
         return None
-    marker = cell.run_dir / "checkpoints" / "last" / "COMPLETE"
+    marker = where / "checkpoints" / "last" / "COMPLETE"
     # A run retrained after its evaluation (same step, new weights) is evaluated again.
     if marker.exists() and marker.stat().st_mtime > path.stat().st_mtime:
         return None
@@ -736,7 +766,7 @@ def evaluate_cells(
     for c in sweep.cells:
         data = evaluation_current(sweep, c)
         if data is None:
-            got = (_json(c.run_dir / "eval.json") or {}).get("items")
+            got = (_json(result_dir(c.run_dir) / "eval.json") or {}).get("items")
             raise VemkitError(
                 f"{c.run_dir}: the evaluation scored {got} item(s), not --eval-items "
                 f"{sweep.eval_items}: data.eval holds fewer; give --eval-items {got} or less"
