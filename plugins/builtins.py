@@ -14,9 +14,11 @@ from vemkit import hookimpl
 def vemkit_register(registry) -> None:
     from vemkit_plugins import (
         archs,
+        compress,
         data,
         energies,
         losses,
+        masks,
         methods,
         metrics,
         mi,
@@ -24,5 +26,6 @@ def vemkit_register(registry) -> None:
         samplers,
     )
 
-    for package in (archs, data, energies, losses, methods, metrics, mi, optim, samplers):
+    packages = (archs, compress, data, energies, losses, masks, methods, metrics, mi, optim)
+    for package in (*packages, samplers):
         package.register(registry)

@@ -82,11 +82,10 @@ class FakeMAE:
 
 
 def make_registry() -> Registry:
-    from vemkit_plugins import archs, data, energies, losses, methods, metrics, mi, optim, samplers
+    from vemkit_plugins import builtins
 
     reg = Registry()
-    for package in (archs, data, energies, losses, methods, metrics, mi, optim, samplers):
-        package.register(reg)
+    builtins.vemkit_register(reg)  # every built-in, as the entry point registers them
     reg.add("arch", "tiny", options=TinyOptions, factory=build_tiny)
     reg.add("metric", "fake_mae", options=FakeMetricOptions, factory=lambda o, **_: FakeMAE())
     return reg

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,7 @@ def test_every_table_command_parses():
         "profile",
         "eval",
         "report",
+        "sweep",
         "data",
         "export",
         "schema",
@@ -91,5 +94,9 @@ def test_python_examples_run(monkeypatch):
     monkeypatch.chdir(ROOT)
     blocks = [b for b in _blocks("python") if "my_plugin" not in b]
     assert blocks
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+    for i, block in enumerate(blocks):
+        # Each block runs as the module file a user would paste it into (pydantic resolves a
+        # model's field types through its module).
+        module = types.ModuleType(f"readme_example_{i}")
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+        exec(compile(block, "README.md", "exec"), module.__dict__)

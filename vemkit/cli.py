@@ -20,6 +20,7 @@ COMMANDS = (
     "profile",
     "eval",
     "report",
+    "sweep",
     "data",
     "export",
 )

@@ -128,8 +128,14 @@ def resolve(
     checkpoint: str | None = None,
     registry: Any = None,
 ) -> Source:
-    """A spec file or run directory -> :class:`Source` (spec validated, weights located)."""
+    """A spec file or run directory -> :class:`Source` (spec validated, weights located). The
+    folder of a recipe opens as its last stage that holds weights (a pruned or searched student
+    is rebuilt from the architecture that stage recorded)."""
+    from vemkit.engine.recipe import final_stage_dir, is_recipe_dir
+
     target = Path(target)
+    if is_recipe_dir(target):
+        target = final_stage_dir(target)
     if is_run_dir(target):
         spec = read_run_spec(target, overrides, registry)
         path = find_checkpoint(target, checkpoint)

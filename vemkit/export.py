@@ -123,9 +123,13 @@ def load_student(
     (``data.train.size`` and the arch's input channels; 3x256x256 without a spec).
     """
     from vemkit import registry
+    from vemkit.engine.recipe import final_stage_dir, is_recipe_dir
     from vemkit.profile import spec_input_shape
 
     source = Path(source)
+    if is_recipe_dir(source):
+        # A recipe exports its last stage's student, built from the architecture it recorded.
+        source = final_stage_dir(source)
     if source.is_dir():
         spec_path = source / RUN_SPEC
         weights = source / RUN_STUDENT

@@ -16,9 +16,23 @@ sees every ``aten`` convolution and matrix product a forward runs, whether it co
 ``exact``
     True multiply-accumulates: ``FlopCounterMode`` FLOPs / 2 (transposed convolutions counted
     at their input resolution, biases free).
+``thop_legacy``
+    What thop ≤ 0.0.31 printed for GCC's networks (the SAGAN row: 23.45M at ngf 64, 15.62M at
+    ngf 48; reference/baselines.md §0), counted with forward hooks as thop did: conv and
+    transposed conv = ``out.numel() * (C_in/groups * k^2 + [bias])`` (output-based), Linear =
+    ``in_features * out.numel()``, eval BatchNorm = ``2 * in.numel()``, everything else 0 —
+    and a layer wrapped in spectral norm (a parametrised weight, or an old-style
+    ``weight_orig`` hook) counts 0, because GCC's wrapper called the inner ``forward`` directly
+    and thop's hooks never saw it. Only for reproducing that row; it is not a cost.
 
 Counting runs on the meta device (no memory for activations, no arithmetic), in eval mode,
 under ``no_grad``; a module that cannot run on meta is counted with real zeros instead.
+
+**Named conventions of an architecture.** Some papers count their network analytically (CAGC
+counts StyleGAN2's modulated 3×3 convs and toRGB 1×1 only). A module that defines
+``named_macs() -> {name: MACs}`` reports such counts itself; :func:`profile_module` records them
+beside the two generic counts and the table prints one ``MACs (name)`` column per name. The core
+does not know any of them: the architecture's code owns its paper's rule.
 """
 
 from __future__ import annotations
@@ -34,8 +48,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-Convention = Literal["paper", "exact"]
-CONVENTIONS: tuple[str, ...] = ("paper", "exact")
+Convention = Literal["paper", "exact", "thop_legacy"]
+CONVENTIONS: tuple[str, ...] = ("paper", "exact", "thop_legacy")
 
 Shape = tuple[int, ...]
 
@@ -79,7 +93,7 @@ def _paper_conv_flops(
 
 
 def _flop_mapping(convention: str) -> dict[Any, Callable[..., int]]:
-    if convention == "exact":
+    if convention in ("exact", "thop_legacy"):
         return {}
     if convention == "paper":
         aten = torch.ops.aten
@@ -158,15 +172,63 @@ def _count_flops(
     return int(counter.get_total_flops())
 
 
+def thop_hidden(module: nn.Module) -> bool:
+    """Whether old thop missed ``module``: its weight is wrapped in spectral norm (or any
+    parametrization / old-style ``weight_orig`` hook), which GCC's wrapper hid from thop."""
+    from torch.nn.utils import parametrize
+
+    return parametrize.is_parametrized(module) or hasattr(module, "weight_orig")
+
+
+def _thop_legacy_macs(module: nn.Module, args: tuple[Any, ...]) -> int:
+    total = 0
+
+    def conv_hook(m: nn.Module, _args: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        k = math.prod(m.kernel_size)
+        total += out.numel() * (m.in_channels // m.groups * k + (m.bias is not None))
+
+    def linear_hook(m: nn.Module, _args: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        total += m.in_features * out.numel()
+
+    def bn_hook(m: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
+        nonlocal total
+        total += 2 * inputs[0].numel()
+
+    handles = []
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd) and not thop_hidden(m):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear) and not thop_hidden(m):
+            handles.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            handles.append(m.register_forward_hook(bn_hook))
+    try:
+        with eval_mode(module), torch.no_grad():
+            try:
+                _run_on_meta(module, args)
+            except (NotImplementedError, RuntimeError):
+                total = 0
+                module(*(torch.zeros_like(a) if isinstance(a, torch.Tensor) else a for a in args))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
 def count_macs(module: nn.Module, inputs: Any, convention: str = "paper") -> int:
     """Multiply-accumulates of one forward of ``module`` on ``inputs`` (batch 1 by convention).
 
     ``inputs`` is a tensor or a tuple of positional tensors; only their shapes and dtypes
-    matter. ``convention`` is ``"paper"`` (torchprofile's rule, what the tables print) or
-    ``"exact"`` (true MACs = FlopCounterMode FLOPs / 2); see the module docstring.
+    matter. ``convention`` is ``"paper"`` (torchprofile's rule, what the tables print),
+    ``"exact"`` (true MACs = FlopCounterMode FLOPs / 2) or ``"thop_legacy"`` (GCC's old-thop
+    figure, spectral-norm layers uncounted); see the module docstring.
     """
     mapping = _flop_mapping(convention)
     args = _as_tuple(inputs)
+    if convention == "thop_legacy":
+        return _thop_legacy_macs(module, args)
     try:
         flops = _count_flops(module, args, mapping, meta=True)
     except (NotImplementedError, RuntimeError):
@@ -300,11 +362,17 @@ def spec_input_size(spec: Any) -> int:
 
 
 def arch_channels(arch: Any, names: Sequence[str] = IN_CHANNELS, default: int = 3) -> int:
-    """The first of ``names`` that the ``arch`` options carry (``input_nc``, ...), else default."""
+    """The first of ``names`` that the ``arch`` options carry (``input_nc``, ...), else default.
+
+    An arch that wraps another (``pruned``: its ``base``) answers with the wrapped one's.
+    """
     for name in names:
         value = getattr(arch, name, None)
         if isinstance(value, int) and value > 0:
             return value
+    base = getattr(arch, "base", None)
+    if base is not None and base is not arch:
+        return arch_channels(base, names, default)
     return default
 
 
@@ -353,15 +421,21 @@ class ProfileRow:
     """Shapes of the forward's inputs, batch included."""
     convention: str = "paper"
     """Which MAC count :attr:`macs` and the table show."""
+    macs_thop_legacy: int | None = None
+    """GCC's old-thop count, computed only when ``convention`` is ``thop_legacy``."""
     arch: str | None = None
     generator: bool = True
     """Ratios against the teacher are printed for generators only."""
     latency: dict[str, Any] | None = None
     latency_compiled: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    macs_named: dict[str, int] = field(default_factory=dict)
+    """The module's own named conventions (``named_macs()``), e.g. ``cagc_analytic``."""
 
     @property
     def macs(self) -> int:
+        if self.convention == "thop_legacy" and self.macs_thop_legacy is not None:
+            return self.macs_thop_legacy
         return self.macs_exact if self.convention == "exact" else self.macs_paper
 
     def to_dict(self) -> dict[str, Any]:
@@ -392,6 +466,7 @@ def profile_module(
     _flop_mapping(convention)  # reject an unknown convention before any work
     inputs = example_inputs(input_shape)
     row = ProfileRow(
+        macs_named=named_macs(module),
         name=name,
         params=count_params(module),
         macs_paper=count_macs(module, inputs, "paper"),
@@ -401,6 +476,8 @@ def profile_module(
         arch=arch,
         generator=generator,
     )
+    if convention == "thop_legacy":
+        row.macs_thop_legacy = count_macs(module, inputs, "thop_legacy")
     if latency_runs > 0:
         row.latency = measure_latency(module, inputs, latency_runs, warmup, False, device)
         if compiled:
@@ -410,6 +487,15 @@ def profile_module(
             if row.latency_compiled["note"]:
                 row.notes.append(f"{name}: {row.latency_compiled['note']}")
     return row
+
+
+def named_macs(module: nn.Module) -> dict[str, int]:
+    """The architecture's own MAC conventions, ``module.named_macs()``, if it defines one."""
+    method = getattr(module, "named_macs", None)
+    if not callable(method):
+        return {}
+    counts = method()
+    return {str(k): int(v) for k, v in dict(counts).items()}
 
 
 def _median(lat: dict[str, Any] | None) -> float | None:
@@ -438,7 +524,9 @@ def format_table(rows: Sequence[ProfileRow], reference: str = "teacher") -> str:
     show_latency = any(r.latency for r in rows)
     show_compiled = any(r.latency_compiled and r.latency_compiled["median_s"] for r in rows)
     convention = rows[0].convention if rows else "paper"
-    header = ["module", "arch", f"MACs ({convention})", "params", "input"]
+    named = list(dict.fromkeys(name for r in rows for name in r.macs_named))
+    header = ["module", "arch", f"MACs ({convention})", *(f"MACs ({n})" for n in named)]
+    header += ["params", "input"]
     if show_latency:
         header += ["latency", "speedup"]
     if show_compiled:
@@ -451,7 +539,15 @@ def format_table(rows: Sequence[ProfileRow], reference: str = "teacher") -> str:
             macs = with_ratio(macs, ref.macs, row.macs)
             params = with_ratio(params, ref.params, row.params)
         shape = ", ".join("x".join(str(d) for d in s[1:]) for s in row.input_shapes)
-        cells = [row.name, row.arch or "-", macs, params, shape]
+        extra = []
+        for n in named:
+            value = row.macs_named.get(n)
+            text = "-" if value is None else format_macs(value)
+            ref_value = ref.macs_named.get(n) if ratios else None
+            if value and ref_value:
+                text = with_ratio(text, ref_value, value)
+            extra.append(text)
+        cells = [row.name, row.arch or "-", macs, *extra, params, shape]
         for flag, attr in ((show_latency, "latency"), (show_compiled, "latency_compiled")):
             if not flag:
                 continue

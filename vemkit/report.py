@@ -76,6 +76,8 @@ class Run:
     label: str = ""
     """Display name (the folder name, made unique among the runs of a report)."""
     notes: list[str] = field(default_factory=list)
+    recipe: Path | None = None
+    """The recipe's folder when this run is a recipe (``path`` is then its last stage)."""
 
     @property
     def method(self) -> str:
@@ -140,9 +142,13 @@ def load_run(path: str | Path) -> Run:
     """Read a run directory; a folder without ``spec.resolved.yaml`` is an error."""
     import yaml
 
+    from vemkit.engine.recipe import final_stage_dir, is_recipe_dir
     from vemkit.evaluate import read_eval
 
     path = Path(path)
+    recipe = path if is_recipe_dir(path) else None
+    if recipe is not None:
+        path = final_stage_dir(recipe)  # its curves, evaluation and samples are the result's
     spec_path = path / SPEC_FILE
     if not spec_path.is_file():
         raise VemkitError(
@@ -165,7 +171,10 @@ def load_run(path: str | Path) -> Run:
         )
     else:
         notes += [f"{path.name}: {n}" for n in evaluation.get("notes", [])]
-    return Run(path, spec, text, log, evaluation, _newest_sample(path), path.name, notes)
+    label = (recipe or path).name
+    run = Run(path, spec, text, log, evaluation, _newest_sample(path), label, notes)
+    run.recipe = recipe
+    return run
 
 
 def _unique_labels(runs: Sequence[Run]) -> None:
@@ -806,6 +815,23 @@ TABLE_NOTE = (
 )
 
 
+def _stages(runs: Sequence[Run], out: Path) -> tuple[list[str], list[str]]:
+    from vemkit.report_stages import stage_sections
+
+    md: list[str] = []
+    body: list[str] = []
+    for run in runs:
+        if run.recipe is None:
+            continue
+        m, b = stage_sections(run.label, run.recipe, out, _data_uri)
+        md += m
+        body += b
+    if md:
+        md = ["## Stages", "", *md]
+        body = ["<h2>Stages</h2>", *body]
+    return md, body
+
+
 def write_report(
     run_dirs: Sequence[str | Path],
     out_dir: str | Path | None = None,
@@ -825,9 +851,10 @@ def write_report(
     _unique_labels(runs)
     if out_dir is None:
         if len(runs) == 1:
-            out_dir = runs[0].path
+            out_dir = runs[0].recipe or runs[0].path
         else:
-            parent = os.path.commonpath([str(r.path.resolve().parent) for r in runs])
+            folders = [str((r.recipe or r.path).resolve().parent) for r in runs]
+            parent = os.path.commonpath(folders)
             out_dir = Path(parent) / "report"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -890,6 +917,8 @@ def write_report(
         header, rows, bold = table_cells(table)
         md += [f"### {table.title}", "", markdown_table(header, rows, bold), ""]
     md += [note, "", "## Runs", "", markdown_table(run_header, run_rows), ""]
+    stage_md, stage_html = _stages(runs, out)
+    md += stage_md
     for name, heading in (("curves", "Training curves"), ("eval_curves", "Evaluation curves")):
         if name in written:
             md += [f"## {heading}", "", f"![{name}]({written[name].name})", ""]
@@ -921,6 +950,7 @@ def write_report(
             _html_table(header, rows, bold, teacher_first=table.teacher is not None),
         ]
     body += [f'<p class="note">{e(note)}</p>', "<h2>Runs</h2>", _html_table(run_header, run_rows)]
+    body += stage_html
     for name, heading in (("curves", "Training curves"), ("eval_curves", "Evaluation curves")):
         if name in written:
             body += [f"<h2>{heading}</h2>", f'<img alt="{name}" src="{_data_uri(written[name])}">']

@@ -32,6 +32,10 @@ if typing.TYPE_CHECKING:
     from vemkit.registry import Component, Registry
 
 _cache: dict[tuple[str, int, str], Any] = {}
+_resolving: set[tuple[int, str, str]] = set()
+"""(registry id, kind, name) of the envelopes being built: a component whose options nest its
+own kind (``arch: pruned`` holds a ``base`` arch) gets a union without itself there, instead of
+recursing forever."""
 
 
 def _key(reg: Registry, what: str) -> tuple[str, int, str]:
@@ -74,7 +78,12 @@ def tagged_model(reg: Registry, comp: Component, only: Only = None) -> type[Base
     """
     key = _key(reg, f"tagged:{comp.kind}:{comp.name}:{_only_key(only)}")
     if key not in _cache:
-        base = resolve_model(reg, comp.options, only)
+        marker = (id(reg), comp.kind, comp.name)
+        _resolving.add(marker)
+        try:
+            base = resolve_model(reg, comp.options, only)
+        finally:
+            _resolving.discard(marker)
         desc = comp.summary or f"The {comp.kind} component '{comp.name}'."
         model = create_model(
             _class_name(comp.kind, comp.name),
@@ -111,15 +120,18 @@ def _check_tag(reg: Registry, kind: str, value: Any) -> Any:
 
 def component_union(reg: Registry, kind: str, only: Only = None) -> Any:
     """``Annotated[Union[...], discriminator]`` over the registered components of ``kind``:
-    all of them, or those named in ``only`` when it names any."""
-    components = reg.components(kind)
+    all of them, or those named in ``only`` when it names any; never the component whose
+    envelope is being built (see ``_resolving``)."""
+    excluded = sorted(n for r, k, n in _resolving if r == id(reg) and k == kind)
+    components = [c for c in reg.components(kind) if c.name not in excluded]
     if only is not None:
         named = [c for c in components if c.name in only]
         if named:
             components = named
         else:
             only = None  # nothing of this kind named: defaults may use any member
-    key = _key(reg, f"union:{kind}:{','.join(c.name for c in components)}:{_only_key(only)}")
+    names = ",".join(c.name for c in components)
+    key = _key(reg, f"union:{kind}:-{','.join(excluded)}:{names}:{_only_key(only)}")
     if key not in _cache:
         members = tuple(tagged_model(reg, c, only) for c in components)
         check = BeforeValidator(partial(_check_tag, reg, kind))

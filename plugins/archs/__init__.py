@@ -6,7 +6,7 @@ from __future__ import annotations
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
     # -- image-to-image generators and discriminators (unet.py, resnet.py, mobile_resnet.py,
-    #    patchgan.py); options in options.py, code imported only when built.
+    #    inception.py, patchgan.py); options in options.py, code imported only when built.
     from vemkit_plugins.archs import options as image_options
 
     tiny_gen = {"ngf": 4, "init_type": "default"}
@@ -36,6 +36,12 @@ def register(registry) -> None:
             "mobile_resnet_deepest",
             image_options.MobileResnetDeepestOptions,
             "mobile_resnet:build_deepest",
+            {**tiny_gen, "n_blocks": 3},
+        ),
+        (
+            "inception_resnet",
+            image_options.InceptionResnetOptions,
+            "inception:build",
             {**tiny_gen, "n_blocks": 3},
         ),
         ("patchgan", image_options.PatchGANOptions, "patchgan:build", tiny_d),

@@ -201,6 +201,110 @@ class SubMobileResnetOptions(_ImageGeneratorOptions):
         return value
 
 
+class InceptionBlockWidths(Options):
+    """Hidden widths of one Inception block, one number per kernel size (0 drops the branch)."""
+
+    res: list[Annotated[int, Field(ge=0)]]
+    """Hidden width of the plain branch (k×k conv → norm → ReLU → k×k conv) per kernel size."""
+
+    dw: list[Annotated[int, Field(ge=0)]]
+    """Hidden width of the depthwise branch (1×1 conv → norm → ReLU → k×k depthwise conv →
+    norm → ReLU → 1×1 conv) per kernel size."""
+
+
+class InceptionWidths(Options):
+    """Every width of a CAT generator, layer by layer (the shape of CAT's pruned students)."""
+
+    down: Annotated[list[Width], Field(min_length=3, max_length=3)]
+    """Output channels of the stem, of the first down-sampling conv and of the second (the
+    trunk width, shared by every block's input and output)."""
+
+    blocks: list[InceptionBlockWidths]
+    """One entry per Inception block (their number replaces ``n_blocks``)."""
+
+    up: Annotated[list[Width], Field(min_length=2, max_length=2)]
+    """Output channels of the two transposed convs."""
+
+
+class InceptionResnetOptions(_ImageGeneratorOptions):
+    """CAT's Inception-style ResNet generator (snap-research/CAT ``InceptionGenerator``,
+    netG ``inception_9blocks``), official state-dict keys.
+
+    The CycleGAN ResNet skeleton (7×7 stem, two stride-2 downs to 4·ngf, blocks, two transposed
+    convs, 7×7 head, tanh) whose residual blocks sum, for every kernel size, a plain k×k branch
+    and a depthwise branch of hidden width 4·ngf // channels_reduction_factor, then normalise the
+    sum and add the input. Every norm is affine (CAT prunes by their |γ|). At ngf 64 with CAT's
+    settings (kernel sizes 1, 3, 5; reduction 6, hidden width 42) and instance norm it has
+    8,154,255 parameters and 43.53G MACs at 256 px as CAT counts them (43.49G for the convs
+    alone, the paper convention). ``widths`` builds a pruned student instead.
+    Distillation taps: ``down_sampling.9`` (after the second down), ``features.2/5/8``.
+    """
+
+    ngf: Width = 64
+    """Channels after the stem (CAT teachers: 64)."""
+
+    n_blocks: Annotated[int, Field(ge=0)] = 9
+    """Inception blocks at 4·ngf channels (``inception_9blocks``: 9)."""
+
+    norm: Literal["instance", "batch"] = "instance"
+    """Normalisation, always affine: ``instance`` (CycleGAN scripts; no running statistics,
+    every conv biased) or ``batch`` (pix2pix Cityscapes scripts; running statistics tracked,
+    convs without bias)."""
+
+    kernel_sizes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [1, 3, 5]
+    """Kernel sizes of the branches, odd and distinct (CAT's scripts: 1 3 5; its code default
+    3 5 7)."""
+
+    channels: Width | list[Width] | None = None
+    """Hidden width per branch before the reduction: null = 4·ngf (CAT's default), one number
+    for every kernel, or one per kernel size."""
+
+    channels_reduction_factor: Annotated[int, Field(ge=1)] = 6
+    """The hidden widths are ``channels // channels_reduction_factor`` (CAT's scripts: 6, so
+    256 // 6 = 42 at ngf 64)."""
+
+    dropout_rate: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    """Dropout probability inside every branch (0 in CAT)."""
+
+    padding_type: ImagePadding = "reflect"
+    """Padding of the k×k convs inside the blocks."""
+
+    widths: InceptionWidths | None = None
+    """Every width given explicitly (a CAT pruned student; ``vemkit_plugins.archs.inception.
+    widths_from_state_dict`` reads it from a checkpoint): replaces ``ngf``, ``n_blocks``,
+    ``channels`` and ``channels_reduction_factor``."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        ks = self.kernel_sizes
+        if any(k % 2 == 0 for k in ks) or len(set(ks)) != len(ks):
+            raise ValueError(f"kernel_sizes must be odd and distinct, got {ks}")
+        if isinstance(self.channels, list) and len(self.channels) != len(ks):
+            raise ValueError(
+                f"channels has {len(self.channels)} entries for {len(ks)} kernel sizes"
+            )
+        if self.widths is None:
+            hidden = (
+                [4 * self.ngf] * len(ks)
+                if self.channels is None
+                else [self.channels] * len(ks)
+                if isinstance(self.channels, int)
+                else self.channels
+            )
+            if self.n_blocks and all(c // self.channels_reduction_factor == 0 for c in hidden):
+                raise ValueError(
+                    f"every hidden width is 0 ({hidden} // {self.channels_reduction_factor}): "
+                    "the blocks would have no branch"
+                )
+        for b, block in enumerate(self.widths.blocks if self.widths else []):
+            if len(block.res) != len(ks) or len(block.dw) != len(ks):
+                raise ValueError(
+                    f"widths.blocks[{b}] needs one res and one dw width per kernel size "
+                    f"({len(ks)}), got {len(block.res)} and {len(block.dw)}"
+                )
+        return self
+
+
 class PatchGANOptions(_ImageNetOptions):
     """PatchGAN discriminator (pix2pix/CycleGAN ``NLayerDiscriminator``; n_layers 3 = 70×70).
 

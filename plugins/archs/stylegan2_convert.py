@@ -29,10 +29,12 @@ from torch import Tensor
 from vemkit.errors import VemkitError
 
 __all__ = [
+    "build_rosinality_networks",
     "convert_rosinality",
     "discriminator_options",
     "generator_options",
     "load_rosinality",
+    "read_rosinality",
 ]
 
 NETWORKS = ("g_ema", "g", "d")
@@ -87,9 +89,9 @@ def _noise_buffers(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
     }
 
 
-def load_rosinality(path: str | os.PathLike[str], *, network: str = "g_ema") -> dict[str, Tensor]:
-    """Read a rosinality/CAGC ``.pt`` with ``torch.load(weights_only=True)`` and return the
-    converted state dict of ``network``.
+def read_rosinality(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """Read a rosinality/CAGC ``.pt`` with ``torch.load(weights_only=True)``: the whole
+    checkpoint dict, on the CPU.
 
     Training checkpoints pickle their ``argparse.Namespace`` under ``"args"``; that one class is
     allowed (it only carries attribute values), nothing else is unpickled.
@@ -104,7 +106,62 @@ def load_rosinality(path: str | os.PathLike[str], *, network: str = "g_ema") -> 
         raise VemkitError(f"{source}: cannot read as a StyleGAN2 checkpoint: {exc}") from exc
     if not isinstance(checkpoint, Mapping):
         raise VemkitError(f"{source}: expected a dict checkpoint, got {type(checkpoint).__name__}")
-    return convert_rosinality(checkpoint, network=network, source=source)
+    return checkpoint
+
+
+def load_rosinality(path: str | os.PathLike[str], *, network: str = "g_ema") -> dict[str, Tensor]:
+    """The converted state dict of ``network`` in the ``.pt`` at ``path`` (see
+    :func:`read_rosinality` for what is unpickled)."""
+    return convert_rosinality(read_rosinality(path), network=network, source=os.fspath(path))
+
+
+def build_rosinality_networks(
+    checkpoint: str | os.PathLike[str] | Mapping[str, Any],
+    networks: tuple[str, ...] = NETWORKS,
+) -> dict[str, torch.nn.Module]:
+    """Build and strictly load the networks of a rosinality/CAGC training checkpoint.
+
+    ``checkpoint`` is a ``.pt`` path (read as :func:`load_rosinality` does) or the loaded dict.
+    Returns ``{name: module}`` for each of ``networks`` (``g_ema``, ``g``, ``d``) the checkpoint
+    holds: the generators built at the widths their state dict has (full config F or CAGC's
+    pruned ``net_shape``), the discriminator at its per-resolution widths. ``g_ema`` is returned
+    in eval mode with gradients off, as an EMA copy is used; a checkpoint without ``g_ema``
+    is an error (it is what evaluation and export use).
+    """
+    from vemkit_plugins.archs.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+
+    if isinstance(checkpoint, Mapping):
+        raw: Mapping[str, Any] = checkpoint
+        source = "checkpoint"
+    else:
+        source = os.fspath(checkpoint)
+        raw = read_rosinality(source)
+    if _is_state_dict(raw):  # one bare generator state dict: it is what g_ema holds
+        raw = {"g_ema": raw}
+    out: dict[str, torch.nn.Module] = {}
+    for name in networks:
+        if name != "g_ema" and not isinstance(raw.get(name), Mapping):
+            continue  # g and d are optional (convert_weight.py writes g_ema alone)
+        state = convert_rosinality(raw, network=name, source=source)
+        module: torch.nn.Module
+        if name == "d":
+            module = StyleGAN2Discriminator(**discriminator_options(state))
+        else:
+            opts = generator_options(state)
+            module = StyleGAN2Generator(
+                size=opts["size"],
+                style_dim=opts["style_dim"],
+                n_mlp=opts["n_mlp"],
+                net_shape=opts["net_shape"],
+            )
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise VemkitError(f"{source}: network '{name}' does not load strictly: {exc}") from None
+        if name == "g_ema":
+            module.eval().requires_grad_(False)
+        out[name] = module
+    return out
 
 
 def generator_options(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:

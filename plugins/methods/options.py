@@ -53,6 +53,46 @@ MOBILE_RESNET_CD_TAPS = ("model.9", "model.12", "model.15", "model.18")
 outputs of residual blocks 3, 6 and 9."""
 
 
+CAT_KA_TAPS = ("down_sampling.9", "features.2", "features.5", "features.8")
+"""CAT's distillation taps of ``inception_resnet`` (its ``mapping_layers``): the ReLU after the
+second down-sampling (trunk width @ 64² for 256 px) and the outputs of Inception blocks 3, 6 and
+9. The same names exist in the teacher and in a pruned student; kernel alignment compares them
+without an adapter."""
+
+GCC_UNET_TAPS = (
+    "model.model.1.model.2",
+    "model.model.1.model.3.model.3.model.2",
+    "model.model.1.model.3.model.3.model.4",
+    "model.model.1.model.4",
+)
+"""GCC's generator taps of the pix2pix U-Net (``Pix2Pix.py`` ``generator_extract_layers``),
+valid for our ``unet`` (same pix2pix nesting): the BatchNorm after the second down conv
+(2·ngf @ 64² at 256 px), the BatchNorm after the fourth (8·ngf @ 16²), and the in-place ReLUs
+that open the fourth (16·ngf @ 16², the skip concat) and the second (4·ngf @ 64²) up levels.
+Each gets a 1×1 adapter (no bias) to the teacher's width. The two BatchNorm outputs are then
+modified in place by the next level's LeakyReLU(0.2) before the loss reads them, in GCC as with
+vemkit's (uncloned) taps, so the distilled feature is LeakyReLU(BN(·))."""
+
+GCC_MOBILE_RESNET_TAPS = ("model.9", "model.12", "model.15", "model.18")
+"""GCC's generator taps of the Mobile ResNet (CycleGAN and the ResNet pix2pix): the ReLU after
+the second down and the outputs of residual blocks 3, 6 and 9."""
+
+GCC_SAGAN_TAPS = ("l2", "attn2")
+"""GCC's generator taps of the SAGAN generator: the 8×8 up block ``l2`` (4·ngf) and the 32×32
+self-attention ``attn2`` (ngf)."""
+
+GCC_PATCHGAN_TAPS = ("model.3", "model.9")
+"""The two features of the *teacher's* plain PatchGAN (n_layers 3) that GCC distils (its
+``discriminator_extract_layers`` without gates): the norm after the second conv and the norm after
+the fourth (stride-1) conv — both then rewritten by the in-place LeakyReLU(0.2) that follows,
+so (in GCC as with vemkit's uncloned taps) the feature is LeakyReLU(norm(·)). The teacher D is
+evaluated on the student's image and on the teacher's; no adapter."""
+
+GCC_SAGAN_D_TAPS = ("l2", "attn2")
+"""The two features of the teacher's SAGAN discriminator that GCC distils: block ``l2`` and the
+second self-attention ``attn2``."""
+
+
 class BestTeacherOptions(Options):
     """OMGD's CycleGAN schedule (``cycleganbest`` distiller), counted in iterations.
 
@@ -223,3 +263,72 @@ class OMGDOptions(Options):
                 f"{len(student)}: the taps are compared pairwise"
             )
         return self
+
+
+class StyleGAN2TrainingOptions(Options):
+    """The StyleGAN2 training objective (rosinality/stylegan2-pytorch ``train.py``, which CAGC
+    retrains with): non-saturating logistic GAN losses, lazy R1 on D, lazy path-length
+    regularisation on G, style mixing and an EMA generator. A section of the StyleGAN2-based
+    methods' options (``vemkit_plugins.methods.stylegan2_losses`` implements it)."""
+
+    lr: Annotated[float, Field(gt=0)] = 0.002
+    """Adam learning rate before the lazy-regularisation scaling c = k/(k+1)."""
+
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.0,
+        0.99,
+    )
+    """Adam betas before the scaling (each raised to the power c)."""
+
+    r1_gamma: NonNegative = 10.0
+    """R1 weight γ: D minimises γ/2·E‖∇D(x)‖² on real images (0 turns R1 off)."""
+
+    r1_every: Annotated[int, Field(ge=1)] = 16
+    """D steps between R1 steps (lazy regularisation; the penalty is multiplied by it)."""
+
+    path_weight: NonNegative = 2.0
+    """Path-length regularisation weight (0 turns it off)."""
+
+    path_every: Annotated[int, Field(ge=1)] = 4
+    """G steps between path-length steps (the penalty is multiplied by it)."""
+
+    path_batch_shrink: Annotated[int, Field(ge=1)] = 2
+    """The path-length step generates batch // path_batch_shrink images (at least 1)."""
+
+    path_decay: Annotated[float, Field(gt=0, le=1)] = 0.01
+    """Update rate of the running mean of path lengths."""
+
+    mixing: Annotated[float, Field(ge=0, le=1)] = 0.9
+    """Probability of style mixing (two z, a random crossover layer)."""
+
+    ema_half_life_kimg: Annotated[float, Field(gt=0)] = 10.0
+    """Half-life of the EMA generator in thousands of images."""
+
+    ema_batch: Annotated[int, Field(ge=1)] = 32
+    """Images per step assumed by the EMA decay 0.5^(ema_batch/(1000·half_life)); rosinality
+    and CAGC fix it at 32 whatever the real batch size."""
+
+
+class ContentAwarePruningOptions(Options):
+    """CAGC's content-aware pruning of a StyleGAN2 generator (``prune.py``): channel scores
+    mean |∂L/∂W| with L = Σ|G(z)_noisy − G(z)| after salt-and-pepper noise inside the content
+    mask, then uniform removal of the lowest-scored int(C·remove_ratio) channels of every layer
+    (``vemkit_plugins.methods.cagc_scores`` and ``vemkit_plugins.archs.stylegan2_prune``)."""
+
+    mask: Annotated[dict[str, Any], Slot("mask")] = {"type": "whole"}
+    """Which pixels count as content. CAGC: ``{type: face_parser, weights: .../79999_iter.pth}``
+    (BiSeNet, classes other than background and cloth); offline fallbacks ``saliency`` and
+    ``whole`` (the content-agnostic score), named as such in reports."""
+
+    n_samples: Annotated[int, Field(ge=1)] = 400
+    """Generated images the scores are estimated from (CAGC: 400)."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 10
+    """Images per scoring batch (CAGC: 10); per-batch scores are summed."""
+
+    noise_prob: Annotated[float, Field(gt=0, le=1)] = 0.05
+    """Probability that a masked pixel gets salt-and-pepper noise (CAGC: 0.05)."""
+
+    remove_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.7
+    """Fraction of channels removed from every layer: int(C·ratio) (CAGC: 0.7 → 4.1B MACs at
+    256 px)."""

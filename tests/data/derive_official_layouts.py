@@ -17,6 +17,11 @@ Sources read (public code; only facts were taken, no code):
   ``mobile_resnet_deepest_generator.py``, ``models/modules/mobile_modules.py``.
 * mit-han-lab/gan-compression @ 2e88928b8812e6e1a7d775ff92e53c84fb6c8ac7:
   ``models/modules/resnet_architecture/sub_mobile_resnet_generator.py``.
+* snap-research/CAT @ 1dbd048cc91e3cc2c59d4e4f0434e79ac260e7ed (master):
+  ``models/modules/inception_architecture/inception_generator.py``,
+  ``models/modules/inception_modules.py`` (``InvertedResidualChannels``, ``ConvBNReLU``),
+  ``models/networks.py`` (``get_norm_layer``, ``define_G``); the scripts pass ``--norm_affine``,
+  the Cityscapes ones also ``--norm_track_running_stats``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ JUNYANZ = {
 }
 OMGD = {"repo": "bytedance/OMGD", "commit": "d5b3d3ab294e06a335c044b550a4d6e664769cd4"}
 GANC = {"repo": "mit-han-lab/gan-compression", "commit": "2e88928b8812e6e1a7d775ff92e53c84fb6c8ac7"}
+CAT = {
+    "repo": "snap-research/CAT",
+    "commit": "1dbd048cc91e3cc2c59d4e4f0434e79ac260e7ed",
+    "file": "models/modules/inception_architecture/inception_generator.py",
+}
 
 
 # -- leaf layers ------------------------------------------------------------------------------
@@ -228,6 +238,65 @@ def mobile_resnet_deepest(ngf: int = 16, nc_in: int = 3, nc_out: int = 3) -> Lay
     return out
 
 
+# -- CAT's Inception generator ---------------------------------------------------------------
+def affine_norm(out: Layout, name: str, c: int, kind: str) -> None:
+    """CAT's norms are affine (--norm_affine); batch also tracks running stats (Cityscapes
+    scripts), instance does not (CycleGAN scripts)."""
+    out[f"{name}.weight"] = [c]
+    out[f"{name}.bias"] = [c]
+    if kind == "batch":
+        out[f"{name}.running_mean"] = [c]
+        out[f"{name}.running_var"] = [c]
+        out[f"{name}.num_batches_tracked"] = []
+
+
+def cat_inception(
+    ngf: int = 64,
+    kind: str = "instance",
+    kernels: tuple[int, ...] = (1, 3, 5),
+    factor: int = 6,
+    n_blocks: int = 9,
+    nc_in: int = 3,
+    nc_out: int = 3,
+) -> Layout:
+    """CAT InceptionGenerator (channels None => hidden 4*ngf // factor per branch).
+
+    down_sampling = [pad, conv7, norm, ReLU, (conv3 s2, norm, ReLU) x2];
+    features.b = InvertedResidualChannels: res_ops.i = [pad, ConvBNReLU(k), Dropout, pad,
+    conv k h->in], dw_ops.i = [ConvBNReLU(1x1), pad, ConvBNReLU(k, groups=h), Dropout,
+    conv 1x1 h->in], pw_bn; up_sampling = [(convT, norm, ReLU) x2, pad, conv7 (bias), Tanh].
+    ConvBNReLU = Sequential(conv, norm, act). Convs are biased only with InstanceNorm.
+    """
+    bias = kind == "instance"
+    trunk, hidden = 4 * ngf, 4 * ngf // factor
+    out: Layout = {}
+    conv(out, "down_sampling.1", nc_in, ngf, 7, bias)
+    affine_norm(out, "down_sampling.2", ngf, kind)
+    conv(out, "down_sampling.4", ngf, 2 * ngf, 3, bias)
+    affine_norm(out, "down_sampling.5", 2 * ngf, kind)
+    conv(out, "down_sampling.7", 2 * ngf, trunk, 3, bias)
+    affine_norm(out, "down_sampling.8", trunk, kind)
+    for b in range(n_blocks):
+        f = f"features.{b}"
+        for i, k in enumerate(kernels):
+            conv(out, f"{f}.res_ops.{i}.1.0", trunk, hidden, k, bias)
+            affine_norm(out, f"{f}.res_ops.{i}.1.1", hidden, kind)
+            conv(out, f"{f}.res_ops.{i}.4", hidden, trunk, k, bias)
+        for i, k in enumerate(kernels):
+            conv(out, f"{f}.dw_ops.{i}.0.0", trunk, hidden, 1, bias)
+            affine_norm(out, f"{f}.dw_ops.{i}.0.1", hidden, kind)
+            conv(out, f"{f}.dw_ops.{i}.2.0", hidden, hidden, k, bias, groups=hidden)
+            affine_norm(out, f"{f}.dw_ops.{i}.2.1", hidden, kind)
+            conv(out, f"{f}.dw_ops.{i}.4", hidden, trunk, 1, bias)
+        affine_norm(out, f"{f}.pw_bn", trunk, kind)
+    convt(out, "up_sampling.0", trunk, 2 * ngf, 3, bias)
+    affine_norm(out, "up_sampling.1", 2 * ngf, kind)
+    convt(out, "up_sampling.3", 2 * ngf, ngf, 3, bias)
+    affine_norm(out, "up_sampling.4", ngf, kind)
+    conv(out, "up_sampling.7", ngf, nc_out, 7, True)
+    return out
+
+
 # -- discriminators ----------------------------------------------------------------------------
 def patchgan(nc_in: int, ndf: int = 64, n_layers: int = 3, kind: str = "batch") -> Layout:
     """junyanz NLayerDiscriminator: [conv s2 (bias), LReLU, (conv s2, norm, LReLU) x (n-1),
@@ -374,6 +443,30 @@ def main() -> None:
             sub_mobile_resnet([32, 32, 48, 32, 32, 48, 24, 24]),
             780_819,  # baselines.md §0, Cityscapes compressed
             "GAN-Compression Cityscapes compressed generator",
+        ),
+        "cat_inception_9blocks_ngf64_instance": entry(
+            {"type": "inception_resnet", "ngf": 64, "norm": "instance"},
+            CAT
+            | {
+                "class": "InceptionGenerator (netG inception_9blocks), kernel_sizes 1 3 5, "
+                "channels_reduction_factor 6, norm instance, norm_affine"
+            },
+            cat_inception(64, "instance"),
+            None,  # baselines.md §0 gives "8.15M"; checked to that precision in test_cat_parts
+            "CAT horse2zebra teacher (scripts/cycle_gan/horse2zebra/train_inception_teacher.sh)",
+        ),
+        "cat_inception_9blocks_ngf64_batch": entry(
+            {"type": "inception_resnet", "ngf": 64, "norm": "batch"},
+            CAT
+            | {
+                "class": "InceptionGenerator (netG inception_9blocks), kernel_sizes 1 3 5, "
+                "channels_reduction_factor 6, norm batch, norm_affine, "
+                "norm_track_running_stats"
+            },
+            cat_inception(64, "batch"),
+            None,
+            "CAT pix2pix Cityscapes teacher (scripts/pix2pix/cityscapes/train_inception_teacher"
+            ".sh)",
         ),
         "pix2pix_patchgan_basic": entry(
             {"type": "patchgan", "input_nc": 6, "ndf": 64, "n_layers": 3, "norm": "batch"},

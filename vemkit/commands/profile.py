@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from vemkit.commands._common import add_command
@@ -24,7 +25,10 @@ examples:
 
 MAC conventions: 'paper' (default) is torchprofile's rule the GAN-compression tables use
 (transposed convolutions counted at their output resolution); 'exact' is the true count
-(torch FlopCounterMode FLOPs / 2). Latency: batch 1, eval, inference_mode, median of N runs.
+(torch FlopCounterMode FLOPs / 2); 'thop_legacy' is GCC's old-thop figure, which never counted
+spectral-normalised layers (the SAGAN row's 23.45M). An architecture may add counts of its own
+papers' rule beside them (StyleGAN2: 'cagc_analytic', CAGC's analytic count of the modulated
+3x3 convs and toRGB 1x1). Latency: batch 1, eval, inference_mode, median of N runs.
 """
 
 
@@ -37,7 +41,13 @@ def add_parser(subparsers: Any) -> None:
         examples=EPILOG,
         func=run,
     )
-    p.add_argument("spec", nargs="?", metavar="SPEC", help="spec file (YAML or JSON)")
+    p.add_argument(
+        "spec",
+        nargs="?",
+        metavar="SPEC_OR_RUN_DIR",
+        help="spec file (YAML or JSON), or a run directory (a recipe's: the networks of its "
+        "last stage, e.g. the pruned student)",
+    )
     p.add_argument(
         "--arch",
         metavar="YAML",
@@ -47,8 +57,8 @@ def add_parser(subparsers: Any) -> None:
         "--input",
         action="append",
         metavar="CxHxW",
-        help="input shape without batch (with --arch; default 3x256x256); repeat for a "
-        "network of several inputs",
+        help="input shape without batch (with --arch; default 3x256x256, or the latent of an "
+        "unconditional generator); repeat for a network of several inputs",
     )
     p.add_argument(
         "--set",
@@ -61,9 +71,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--macs-convention",
-        choices=("paper", "exact"),
+        choices=("paper", "exact", "thop_legacy"),
         default="paper",
-        help="MAC counting rule shown in the table (JSON carries both)",
+        help="MAC counting rule shown in the table (JSON also carries paper and exact)",
     )
     p.add_argument(
         "--latency-runs",
@@ -95,6 +105,21 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="torch intra-op threads for latency (default: torch's choice)",
     )
+
+
+def run_spec_file(path: Path) -> Path:
+    """The spec file of ``path``: itself, a run directory's resolved spec, or for a recipe the
+    resolved spec of its last stage holding weights (with the architectures it recorded)."""
+    from vemkit.engine.recipe import final_stage_dir, is_recipe_dir
+
+    if is_recipe_dir(path):
+        path = final_stage_dir(path)
+    if path.is_dir():
+        resolved = path / "spec.resolved.yaml"
+        if not resolved.is_file():
+            raise VemkitError(f"{path}: not a run directory (no spec.resolved.yaml)")
+        return resolved
+    return path
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -244,8 +269,11 @@ def run(args: argparse.Namespace) -> int:
         if args.overrides:
             raise VemkitError("--set applies to a SPEC, not to --arch")
         config = parse_arch(args.arch)
-        shapes = [parse_shape(s) for s in (args.input or ["3x256x256"])]
         module = build_arch(config, "--arch")
+        if args.input:
+            shapes = [parse_shape(s) for s in args.input]
+        else:  # an unconditional generator takes its latent, anything else a 256 px image
+            shapes = [generator_input_shape(module, (3, 256, 256))]
         items = [
             dict(
                 name=str(config["type"]),
@@ -260,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
             raise VemkitError("--input applies to --arch; a spec's size comes from data.train")
         from vemkit.spec import load_spec
 
-        spec = load_spec(args.spec, args.overrides)
+        spec = load_spec(run_spec_file(Path(args.spec)), args.overrides)
         items, notes = spec_modules(spec)
 
     runs = 0 if args.no_latency else args.latency_runs

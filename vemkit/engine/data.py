@@ -138,3 +138,31 @@ def eval_batches(
     loader = DataLoader(dataset, batch_size=batch_size, sampler=list(range(n)), num_workers=0)
     for batch in loader:
         yield to_device(batch, device)
+
+
+def holdout_indices(n: int, fraction: float, *, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded split of ``range(n)`` into (the rest, a held-out ``fraction``), each sorted:
+    e.g. GAN-Compression scores its search candidates on a held-out half of the training set."""
+    if not 0 < fraction < 1:
+        raise DataError(f"a held-out fraction must be between 0 and 1, got {fraction}")
+    held = max(1, min(n - 1, round(n * fraction))) if n > 1 else 0
+    order = epoch_order(n, seed=seed, epoch=-1)
+    return sorted(order[held:]), sorted(order[:held])
+
+
+class Part(torch.utils.data.Dataset):
+    """The items ``indices`` of ``dataset`` (with its ``set_epoch`` passed on)."""
+
+    def __init__(self, dataset: Any, indices: list[int]) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[self.indices[i]]
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)

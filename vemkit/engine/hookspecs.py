@@ -22,6 +22,8 @@ steps, logging, checkpoints.
 
 Order of calls for one run::
 
+    (a recipe: the calls below once per training stage, ``program.stage`` naming it; a step
+    stage: vemkit_build, then vemkit_stage_step)
     compile:  vemkit_build -> vemkit_phases -> vemkit_check -> vemkit_stages
     resume:   vemkit_load_state_dict (only when continuing a run)
     train:    (each stage once, before the first iteration of a fresh run)
@@ -50,7 +52,9 @@ import pluggy
 
 if TYPE_CHECKING:
     from vemkit.engine.program import Program, Stage
+    from vemkit.engine.recipe import StepResult
     from vemkit.engine.state import State
+    from vemkit.stages import StageInfo
 
 PROJECT = "vemkit_run"
 
@@ -112,14 +116,44 @@ def vemkit_check(program: Program, spec: Any) -> list[str] | None:
 
 @hookspec
 def vemkit_stages(program: Program, spec: Any) -> list[Stage] | None:
-    """Stages that run once before distillation (pruning, architecture search, a teacher
-    pre-training), in the order returned, plugins in registration order.
+    """One-shot work inside a one-loop run, before its first iteration (an in-place change of
+    the initial weights), in the order returned, plugins in registration order. Multi-stage
+    work (pre-train → prune or search → distil), whose steps change architectures and are each
+    checkpointed, is a recipe instead: see :mod:`vemkit.stages` and ``vemkit_stage_step``.
 
     Called once per compile. Return a list of :class:`~vemkit.engine.program.Stage` (a name and
     a function ``fn(program, context)``; ``context`` carries ``run_dir``, ``device``, ``dist``
     and ``data``, the training batches: ``context["data"].next()``) or None. Stages run in a
     fresh run only; what they change must live in module weights or in this component's
     ``vemkit_state_dict`` so that a resumed run does not need them again.
+    """
+
+
+@hookspec(firstresult=True)
+def vemkit_stage_step(program: Program, stage: StageInfo, context: dict[str, Any]) -> StepResult:
+    """Do the one-shot work of the recipe's step stage ``stage`` (prune, search, score).
+
+    A method whose options declare a recipe (``stages``, see :mod:`vemkit.stages`) implements
+    this for each of its :class:`~vemkit.stages.StepStage` stages (``stage.name``,
+    ``stage.options``). ``program`` holds the modules as the stages before left them (built
+    from the architectures they recorded, weights loaded, in eval mode, on ``context
+    ["device"]``); nothing trains. ``context``: ``run_dir`` (the stage's folder: a long step
+    keeps a cache of finished work there, so that a resumed run does not redo it), ``device``,
+    ``dist``, ``data`` (a stream of training batches: ``context["data"].next()``),
+    ``train_set``, ``eval_set``, ``batch_size``, ``say`` (tell the user), ``progress`` (show a
+    progress bar), ``registry``, ``holdout(fraction)`` (the training split without
+    augmentation, split by the spec's seed into (the rest, a held-out ``fraction``): a search
+    scores its candidates there, never on the test split) and ``score(fake, metrics, dataset,
+    real="target", limit=None)`` (any registered metrics, ``[{type: fid}]``, of the images
+    ``fake(batch)`` over ``dataset``). The global RNG is seeded for the stage. Under several
+    processes every process computes the step from the same seed and data, so all end with the
+    same result; write files only where ``context["dist"].main``.
+
+    Return a :class:`vemkit.engine.recipe.StepResult`: the new architecture of the teacher or
+    the student as an arch config (``{"type": "pruned", ...}``, a searched
+    ``{"type": "sub_mobile_resnet", ...}``), the replaced modules with their weights, a summary
+    and tables for the report. The engine saves them as the stage's output; the stages after
+    build from them. Only the first non-None result counts (the method's).
     """
 
 

@@ -339,7 +339,7 @@ class Trainer:
         results: dict[str, float] = {}
         with self._side_computation():
             if self.metrics and self.eval_set is not None:
-                results.update(self._metric_scores("student.out", self.metrics, "target"))
+                results.update(self._metric_scores(self.program.evaluates, self.metrics, "target"))
             for extra in self.hook.vemkit_evaluate(
                 program=self.program, step=step, run_dir=str(self.run_dir) if self.run_dir else None
             ):

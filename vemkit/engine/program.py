@@ -193,6 +193,13 @@ class Program:
         """``(fn, description, source)``: a phase runs only where every filter agrees."""
         self.scorer: Scorer | None = None
         """Scores images over the evaluation set; set by the trainer that runs the program."""
+        self.stage: Any = None
+        """The recipe stage this program runs (a :class:`vemkit.stages.StageInfo`: ``name``,
+        ``index``, ``options``), or None for a one-loop run. A method with a recipe reads it in
+        its hooks to declare that stage's modules and phases."""
+        self.evaluates = "student.out"
+        """The tensor the spec's metrics score at every evaluation (``teacher.out`` in a stage
+        that trains only the teacher)."""
         self.say: Callable[[str], None] = _print_message
         """Tell the user something while training (printed above the progress bar by the
         trainer, on rank 0 only): a method's block boundaries, a best-teacher choice."""
@@ -661,6 +668,7 @@ def compile(
     callbacks: Sequence[Any] = (),
     warm_start: bool = True,
     context: dict[str, Any] | None = None,
+    stage: Any = None,
 ) -> Program:
     """Build the :class:`Program` of a validated spec.
 
@@ -669,7 +677,10 @@ def compile(
     :data:`~vemkit.engine.hookspecs.hookimpl` methods). ``warm_start``: load
     ``teacher.checkpoint`` and ``student.init`` (off when a resumed run restores weights).
     ``context``: passed to the method's and MI term's factories besides ``spec`` and
-    ``build`` (the run passes ``num_samples``, the training set size).
+    ``build`` (the run passes ``num_samples``, the training set size). ``stage``: the recipe
+    stage compiled (:class:`vemkit.stages.StageInfo`): a training stage that trains no student
+    has no ``student`` group or phase; a step stage gets its modules only (``vemkit_build``),
+    no phases.
     """
     import pluggy
 
@@ -678,6 +689,11 @@ def compile(
     reg = registry or registry_module.default()
     seed_everything(spec.seed)
     program = Program(spec, reg, meta=meta)
+    program.stage = stage
+    steps_only = stage is not None and not stage.is_training
+    trains_student = stage is None or (stage.is_training and stage.options.student)
+    if not trains_student:
+        program.evaluates = "teacher.out"
     device_ctx = torch.device("meta") if meta else contextlib.nullcontext()
 
     # -- what every run has -------------------------------------------------------------
@@ -685,24 +701,31 @@ def compile(
     with device_ctx:
         teacher = _build_arch(reg, spec.teacher.arch, "teacher.arch")
         student = _build_arch(reg, spec.student.arch, "student.arch")
-    program.add_group("student")
-    if online:
+    if trains_student:
+        program.add_group("student")
+    if online and not steps_only:
         program.add_group("teacher")
     program.add_module(
         "teacher",
         teacher,
         role="teacher",
-        group="teacher" if online else None,
+        group="teacher" if online and not steps_only else None,
         config=spec.teacher.arch,
     )
     program.add_module(
-        "student", student, role="student", group="student", config=spec.student.arch
+        "student",
+        student,
+        role="student",
+        group="student" if trains_student else None,
+        config=spec.student.arch,
     )
-    _standard_producers(program, online)
-    program.add_phase("student", order=hookspecs.ORDER_STUDENT, groups=["student"])
+    _standard_producers(program, online and not steps_only)
+    if trains_student:
+        program.add_phase("student", order=hookspecs.ORDER_STUDENT, groups=["student"])
     if warm_start and not meta:
         _warm_start(program)
-    if not online and spec.teacher.checkpoint is None:
+    first_stage = stage is None or stage.index == 0  # later stages inherit earlier weights
+    if not online and spec.teacher.checkpoint is None and first_stage:
         program.notes.append(
             "teacher.mode is frozen but teacher.checkpoint is null: the teacher keeps its "
             "random initialisation"
@@ -715,7 +738,8 @@ def compile(
     with device_ctx:
         extra = dict(context or {})
         method = reg.build("method", spec.method, spec=spec, build=reg.build, **extra)
-        mi = reg.build("mi", spec.mi, spec=spec, build=reg.build, **extra)
+        with_mi = stage is None or stage.uses_mi
+        mi = reg.build("mi", spec.mi, spec=spec, build=reg.build, **extra) if with_mi else None
     order: list[tuple[str, Any]] = [("method", method), ("mi", mi)]
     order += [(f"callback.{i}", cb) for i, cb in enumerate(callbacks)]
     for name, obj in order:
@@ -731,6 +755,8 @@ def compile(
         raise VemkitError(f"a run component implements an unknown hook: {exc}") from None
     names = [n for n, o in order if pm.has_plugin(n)]
     for kind, config in (("method", spec.method), ("mi", spec.mi)):
+        if kind == "mi" and mi is None:
+            continue
         silent = kind in names and not pm.get_hookcallers(pm.get_plugin(kind))
         # An MI term without weight (``none``) may well do nothing; anything else must act.
         if silent and (kind == "method" or float(getattr(config, "weight", 0.0) or 0.0) > 0):
@@ -753,6 +779,8 @@ def compile(
         return results
 
     call("vemkit_build", program=program, spec=spec)
+    if steps_only:
+        return program
     call("vemkit_phases", program=program, spec=spec)
     program._source = "losses"
     with device_ctx:

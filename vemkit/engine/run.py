@@ -42,6 +42,8 @@ class RunResult:
     eval: dict[str, float] = field(default_factory=dict)
     """The last evaluation's scores."""
     program: Any = None
+    stage: str | None = None
+    """A recipe: the stage the run ended in (its last stage when finished)."""
 
 
 # -- spec identity --------------------------------------------------------------------------
@@ -155,25 +157,58 @@ def run(
     progress: bool | None = None,
     stop_at: int | None = None,
     overwrite: bool = False,
+    start_from: str | tuple[str | Path, str] | None = None,
+    stop_in: str | None = None,
 ) -> RunResult:
     """Train a new run of ``spec`` in ``run_dir`` (default: the spec's ``output.dir``).
 
     A run directory that already holds a run is refused (continue it with :func:`resume`)
     unless ``overwrite``. ``stop_at`` stops after that many iterations, with a checkpoint, as
-    if the run had been interrupted there. ``callbacks``: extra run plugins (objects with
-    ``vemkit.engine.hookspecs.hookimpl`` methods).
+    if the run had been interrupted there (in a recipe: iterations of the stage ``stop_in``,
+    by default the first training stage that runs). ``callbacks``: extra run plugins (objects
+    with ``vemkit.engine.hookspecs.hookimpl`` methods). ``start_from`` (``"RUN_DIR:STAGE"``
+    or a pair): a recipe takes that run's finished stages up to ``STAGE`` and runs only the
+    stages after it.
     """
     from vemkit import registry as registry_module
 
     reg = registry or registry_module.default()
     directory = Path(run_dir) if run_dir is not None else Path(spec.run_dir())
     fresh = "overwrite" if overwrite else "new"
-    return _train(spec, directory, reg, callbacks, progress, stop_at, checkpoint=None, fresh=fresh)
+    origin = _parse_start(start_from, spec)
+    return _train(
+        spec,
+        directory,
+        reg,
+        callbacks,
+        progress,
+        stop_at,
+        checkpoint=None,
+        fresh=fresh,
+        start_from=origin,
+        stop_in=stop_in,
+    )
+
+
+def _parse_start(start_from: Any, spec: Any) -> tuple[Path, str] | None:
+    from vemkit.engine.recipe import parse_from
+    from vemkit.stages import recipe_of
+
+    if start_from is None:
+        return None
+    folder, stage = parse_from(start_from) if isinstance(start_from, str) else start_from
+    if not recipe_of(spec):
+        raise VemkitError(
+            f"--from {folder}:{stage}: method '{spec.method.type}' is one training loop, not a "
+            "recipe of stages; warm-start from its weights with student.init / "
+            "teacher.checkpoint instead"
+        )
+    return Path(folder), str(stage)
 
 
 def _claim(directory: Path, spec: Any, overwrite: bool) -> None:
     """Refuse a run directory that holds a run (or clear it with ``overwrite``)."""
-    if not ((directory / RUN_INFO).exists() or (directory / "checkpoints").exists()):
+    if not any((directory / n).exists() for n in (RUN_INFO, "checkpoints", "stages")):
         return
     if not overwrite:
         same = _stored_hash(directory) == spec_hash(spec)
@@ -185,7 +220,7 @@ def _claim(directory: Path, spec: Any, overwrite: bool) -> None:
             else f"{directory} already holds a run of a different spec: {elsewhere}, or remove "
             "that folder"
         )
-    for name in ("checkpoints", "samples", "tensorboard", "metrics.jsonl", RUN_INFO):
+    for name in ("checkpoints", "samples", "tensorboard", "metrics.jsonl", RUN_INFO, "stages"):
         target = directory / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -202,16 +237,24 @@ def resume(
     registry: Any = None,
     progress: bool | None = None,
     stop_at: int | None = None,
+    stop_in: str | None = None,
 ) -> RunResult:
     """Continue the run in ``run_dir`` exactly from its newest valid checkpoint (a run killed
-    before its first checkpoint starts again from step 0, which is the same thing)."""
+    before its first checkpoint starts again from step 0, which is the same thing). A recipe
+    continues inside the stage that was interrupted; finished stages are not run again."""
     from vemkit import registry as registry_module
     from vemkit.engine import checkpoint as ckpt
+    from vemkit.stages import recipe_of
 
     reg = registry or registry_module.default()
     directory = Path(run_dir)
     if not directory.is_dir():
         raise VemkitError(f"--resume {directory}: no such run directory")
+    if (directory / "DONE.json").exists() or directory.parent.name == "stages":
+        raise VemkitError(
+            f"--resume {directory}: this is one stage of a recipe; continue the whole recipe "
+            f"with `vemkit run --resume {directory.parent.parent}`"
+        )
     stored = _read_run_spec(directory, reg)
     if spec is not None or overrides:
         candidate = spec if spec is not None else _read_run_spec(directory, reg, overrides)
@@ -221,6 +264,10 @@ def resume(
         raise VemkitError(
             f"{directory}/{SPEC_FILE} was modified after the run started (its hash differs from "
             f"{RUN_INFO}); restore it, or start a new run"
+        )
+    if recipe_of(stored):
+        return _train(
+            stored, directory, reg, callbacks, progress, stop_at, checkpoint=None, stop_in=stop_in
         )
     path, skipped = ckpt.latest(directory)
     for problem in skipped:
@@ -241,20 +288,18 @@ def _train(
     *,
     checkpoint: Any,
     fresh: str | None = None,
+    start_from: tuple[Path, str] | None = None,
+    stop_in: str | None = None,
 ) -> RunResult:
-    import sys
-
     from vemkit.engine import distributed
     from vemkit.engine.checkpoint import write_text_atomic
-    from vemkit.engine.loop import Trainer, deterministic, pick_device
-    from vemkit.engine.program import compile as compile_program
+    from vemkit.stages import recipe_of
 
     if spec.eval.metrics and spec.data.eval is None:
         raise VemkitError("eval.metrics: evaluation needs data.eval (an evaluation dataset)")
     want_cuda = spec.train.device == "cuda" or (spec.train.device == "auto" and _cuda_available())
     dist = distributed.setup("cuda" if want_cuda else "cpu")
     try:
-        device = pick_device(spec.train.device, dist)
         if spec.train.threads is not None:
             import torch
 
@@ -269,65 +314,155 @@ def _train(
         if dist.main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / SPEC_FILE, spec_yaml)
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             write_text_atomic(
-                run_dir / RUN_INFO,
-                json.dumps({**info, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1)
-                + "\n",
+                run_dir / RUN_INFO, json.dumps({**info, "started": started}, indent=1) + "\n"
             )
-        train_set = reg.build("dataset", spec.data.train, seed=spec.seed)
-        program = compile_program(
-            spec,
-            registry=reg,
-            callbacks=callbacks,
-            warm_start=checkpoint is None,
-            context={"num_samples": len(train_set)},
-        )
-        for note in program.notes:
-            if dist.main:
-                print(f"note: {note}", file=sys.stderr, flush=True)
-        program.to(device)
-        if spec.train.compile:
-            # imported so that deterministic mode reaches the inductor's settings
-            import torch._inductor.config
-        with deterministic(spec.train.deterministic, device):
-            if spec.train.compile:
-                for name in ("teacher", "student"):
-                    program.module(name).compile()
-            program.finalise()
-            distributed.broadcast_modules(
-                dist, [e.module for e in program.modules.values() if e.trainable]
-            )
-            eval_set = (
-                reg.build("dataset", spec.data.eval, seed=spec.seed, augment=False)
-                if spec.data.eval is not None
-                else None
-            )
-            metrics = [reg.build("metric", m) for m in spec.eval.metrics]
-            trainer = Trainer(
-                program,
-                run_dir=run_dir,
-                dist=dist,
-                train_set=train_set,
-                eval_set=eval_set,
-                metrics=metrics,
-                spec_yaml=spec_yaml,
-                info=info,
-                progress_bar=sys.stderr.isatty() if progress is None else progress,
-                stop_at=stop_at,
-            )
-            if checkpoint is not None:
-                trainer.restore(checkpoint)
-            status = trainer.train()
-        return RunResult(
-            run_dir,
-            status,
-            trainer.progress.step,
-            trainer.last_checkpoint,
-            trainer.last_eval,
-            program,
+        if recipe_of(spec):
+            from vemkit.engine.recipe import RecipeRun, run_recipe
+
+            job = RecipeRun(spec, run_dir, reg, callbacks, progress, stop_at, stop_in)
+
+            def train_stage(stage_spec: Any, folder: Path, **kwargs: Any) -> RunResult:
+                return _train_stage(job, dist, stage_spec, folder, **kwargs)
+
+            return run_recipe(job, train=train_stage, dist=dist, start_from=start_from)
+        return _train_in(
+            dist, spec, run_dir, reg, callbacks, progress, stop_at, checkpoint, spec_yaml, info
         )
     finally:
         distributed.teardown(dist)
+
+
+def _train_stage(
+    job: Any,
+    dist: Any,
+    spec: Any,
+    folder: Path,
+    *,
+    stage: Any,
+    prepare: Any,
+    stop_at: int | None,
+) -> RunResult:
+    """One training stage of a recipe in its own folder: fresh, or continued from its newest
+    checkpoint (which must be of this very stage spec)."""
+    from vemkit.engine import checkpoint as ckpt
+    from vemkit.engine.checkpoint import write_text_atomic
+
+    info = run_info(spec, job.registry)
+    spec_yaml = resolved_yaml(spec, info)
+    checkpoint = None
+    path, skipped = ckpt.latest(folder)
+    for problem in skipped:
+        if dist.main:
+            print(f"warning: skipping {problem}", flush=True)
+    if path is not None:
+        checkpoint = ckpt.load(path)
+        if checkpoint.info.get("spec_hash") != spec_hash(spec):
+            raise VemkitError(
+                f"{path}: was written by another spec of stage '{stage.name}' (the recipe's "
+                "spec or an earlier stage's result changed); start a new run"
+            )
+    if dist.main:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / SPEC_FILE, spec_yaml)
+        write_text_atomic(folder / RUN_INFO, json.dumps({**info, "stage": stage.name}, indent=1))
+    return _train_in(
+        dist,
+        spec,
+        folder,
+        job.registry,
+        job.callbacks,
+        job.progress,
+        stop_at,
+        checkpoint,
+        spec_yaml,
+        info,
+        stage=stage,
+        prepare=prepare,
+    )
+
+
+def _train_in(
+    dist: Any,
+    spec: Any,
+    run_dir: Path,
+    reg: Any,
+    callbacks: Sequence[Any],
+    progress: bool | None,
+    stop_at: int | None,
+    checkpoint: Any,
+    spec_yaml: str,
+    info: dict[str, Any],
+    *,
+    stage: Any = None,
+    prepare: Any = None,
+) -> RunResult:
+    """Compile ``spec`` and train it in ``run_dir`` (continuing from ``checkpoint``);
+    ``prepare(program)`` runs on a fresh program before it is moved and finalised (a recipe
+    stage loads the weights earlier stages left)."""
+    import sys
+
+    from vemkit.engine import distributed
+    from vemkit.engine.loop import Trainer, deterministic, pick_device
+    from vemkit.engine.program import compile as compile_program
+
+    device = pick_device(spec.train.device, dist)
+    train_set = reg.build("dataset", spec.data.train, seed=spec.seed)
+    program = compile_program(
+        spec,
+        registry=reg,
+        callbacks=callbacks,
+        warm_start=checkpoint is None,
+        context={"num_samples": len(train_set)},
+        stage=stage,
+    )
+    for note in program.notes:
+        if dist.main:
+            print(f"note: {note}", file=sys.stderr, flush=True)
+    if prepare is not None and checkpoint is None:
+        prepare(program)
+    program.to(device)
+    if spec.train.compile:
+        # imported so that deterministic mode reaches the inductor's settings
+        pass
+    with deterministic(spec.train.deterministic, device):
+        if spec.train.compile:
+            for name in ("teacher", "student"):
+                program.module(name).compile()
+        program.finalise()
+        distributed.broadcast_modules(
+            dist, [e.module for e in program.modules.values() if e.trainable]
+        )
+        eval_set = (
+            reg.build("dataset", spec.data.eval, seed=spec.seed, augment=False)
+            if spec.data.eval is not None
+            else None
+        )
+        metrics = [reg.build("metric", m) for m in spec.eval.metrics]
+        trainer = Trainer(
+            program,
+            run_dir=run_dir,
+            dist=dist,
+            train_set=train_set,
+            eval_set=eval_set,
+            metrics=metrics,
+            spec_yaml=spec_yaml,
+            info=info,
+            progress_bar=sys.stderr.isatty() if progress is None else progress,
+            stop_at=stop_at,
+        )
+        if checkpoint is not None:
+            trainer.restore(checkpoint)
+        status = trainer.train()
+    return RunResult(
+        run_dir,
+        status,
+        trainer.progress.step,
+        trainer.last_checkpoint,
+        trainer.last_eval,
+        program,
+    )
 
 
 def _cuda_available() -> bool:
@@ -342,17 +477,20 @@ def run_command(args: argparse.Namespace) -> int:
     from vemkit.spec import load_spec
 
     overrides = list(getattr(args, "overrides", []) or [])
+    if args.resume and getattr(args, "start_from", None):
+        raise VemkitError("--from starts a new run; it cannot be combined with --resume")
     if args.resume:
         spec = load_spec(args.spec, overrides) if args.spec else None
         result = resume(args.resume, spec=spec, overrides=() if args.spec else overrides)
     else:
         if not args.spec:
             raise VemkitError("give a spec file (vemkit run SPEC), or --resume RUN_DIR")
-        result = run(load_spec(args.spec, overrides))
+        result = run(load_spec(args.spec, overrides), start_from=getattr(args, "start_from", None))
     total = result.program.spec.train.iterations if result.program is not None else "?"
     scores = ", ".join(f"{k} {v:.4g}" for k, v in result.eval.items())
+    where = f" of stage '{result.stage}'" if result.stage else ""
     print(
-        f"{result.status} at step {result.step}/{total}; run directory {result.run_dir}"
+        f"{result.status} at step {result.step}/{total}{where}; run directory {result.run_dir}"
         + (f"; last checkpoint {result.checkpoint}" if result.checkpoint else "")
         + (f"; eval: {scores}" if scores else "")
     )
