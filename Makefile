@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format demo schema clean
+.PHONY: install test test-slow lint format demo demo-gcc schema clean
 
 install: $(STAMP)
 
@@ -52,6 +52,17 @@ demo: install
 	$(BIN)/vemkit eval $(DEMO)/omgd $(DEMO_EVAL)
 	$(BIN)/vemkit report $(DEMO)/omgd-vem $(DEMO)/omgd --out $(DEMO)/report \
 		--title "vemkit quickstart: OMGD vs OMGD + VEM on edges2shoes-fmnist"
+
+# GCC's recipe (sparse pre-train -> prune -> online distillation) on 64 px emoji, with and
+# without VEM: about ten minutes on two CPU cores (specs/ablations/emoji_gcc_*.yaml).
+DEMO_GCC := runs/demo-gcc
+demo-gcc: install
+	$(BIN)/vemkit data get emoji-google2twitter
+	rm -rf $(DEMO_GCC)
+	$(BIN)/vemkit run specs/ablations/emoji_gcc_none.yaml --set output.dir=$(DEMO_GCC)/gcc
+	$(BIN)/vemkit run specs/ablations/emoji_gcc_vem.yaml --set output.dir=$(DEMO_GCC)/gcc-vem
+	$(BIN)/vemkit report $(DEMO_GCC)/gcc-vem $(DEMO_GCC)/gcc --out $(DEMO_GCC)/report \
+		--title "vemkit GCC demo: GCC vs GCC + VEM, SAGAN on 64 px emoji"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

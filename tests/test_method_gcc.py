@@ -30,6 +30,8 @@ from vemkit_plugins.methods.omgd_losses import gram
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = sorted((ROOT / "specs" / "paper").glob("*gcc*.yaml"))
+DEMOS = sorted((ROOT / "specs" / "ablations").glob("*gcc*.yaml"))
+SPECS = [*PAPER, *(pytest.param(p, marks=pytest.mark.slow) for p in DEMOS)]  # demo: same recipe
 SAGAN = ROOT / "specs" / "paper" / "sagan_celeba_gcc.yaml"
 N_IMAGES = 6
 
@@ -258,7 +260,12 @@ def test_plan_shows_the_stages_budget_and_both_conventions(capsys):
 # -- end to end ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])
+def _spec_id(p) -> str:
+    path = p.values[0] if hasattr(p, "values") else p
+    return f"{path.parent.name}/{path.stem}"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[_spec_id(p) for p in SPECS])
 def test_paper_spec_runs_every_stage_at_a_tiny_size(path, faces, pairs, tmp_path):
     run_dir = tmp_path / "run"
     spec = load_spec(path, tiny(path, faces, pairs, run_dir))
