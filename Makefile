@@ -56,11 +56,14 @@ demo: install
 # GCC's recipe (sparse pre-train -> prune -> online distillation) on 64 px emoji, with and
 # without VEM: about ten minutes on two CPU cores (specs/ablations/emoji_gcc_*.yaml).
 DEMO_GCC := runs/demo-gcc
+DEMO_GCC_EVAL := --metrics '[{type: fid, num_samples: 256}]' --max-items 256 --no-teacher
 demo-gcc: install
 	$(BIN)/vemkit data get emoji-google2twitter
 	rm -rf $(DEMO_GCC)
 	$(BIN)/vemkit run specs/ablations/emoji_gcc_none.yaml --set output.dir=$(DEMO_GCC)/gcc
 	$(BIN)/vemkit run specs/ablations/emoji_gcc_vem.yaml --set output.dir=$(DEMO_GCC)/gcc-vem
+	$(BIN)/vemkit eval $(DEMO_GCC)/gcc $(DEMO_GCC_EVAL)
+	$(BIN)/vemkit eval $(DEMO_GCC)/gcc-vem $(DEMO_GCC_EVAL)
 	$(BIN)/vemkit report $(DEMO_GCC)/gcc-vem $(DEMO_GCC)/gcc --out $(DEMO_GCC)/report \
 		--title "vemkit GCC demo: GCC vs GCC + VEM, SAGAN on 64 px emoji"
 
