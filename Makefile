@@ -54,7 +54,8 @@ demo: install
 		--title "vemkit quickstart: OMGD vs OMGD + VEM on edges2shoes-fmnist"
 
 # GCC's recipe (sparse pre-train -> prune -> online distillation) on 64 px emoji, with and
-# without VEM: about ten minutes on two CPU cores (specs/ablations/emoji_gcc_*.yaml).
+# without VEM (specs/ablations/emoji_gcc_*.yaml): 16.6 min measured on 2 shared cores at load
+# average 5-6 (training 9.2 min, FID 7.4 min), 2026-12-07.
 DEMO_GCC := runs/demo-gcc
 DEMO_GCC_EVAL := --metrics '[{type: fid, num_samples: 256}]' --max-items 256 --no-teacher
 demo-gcc: install
