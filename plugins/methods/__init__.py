@@ -8,6 +8,7 @@ from vemkit_plugins.methods import options as o
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
     registry.add("method", "kd", options=o.KDOptions, factory="vemkit_plugins.methods.kd:build")
+    registry.add("method", "gcc", options=o.GCCOptions, factory="vemkit_plugins.methods.gcc:build")
     registry.add(
         "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
     )

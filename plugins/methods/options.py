@@ -1,8 +1,10 @@
 """Options of the built-in baseline methods (torch-free)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -153,7 +155,9 @@ class OMGDOptions(Options):
 
     style_weight: NonNegative = 1e4
     """Weight of ``omgd.style``: Σ over the 4 perceptual layers of the mean |Gram(S) − Gram(T)|,
-    Grams divided by C·H·W (AGD_weights[1])."""
+    Grams divided by C·H·W (AGD_weights[1]). 1e4 is OMGD's value for VGG16; with the Inception
+    substitute it makes the style term ~90 % of the student loss, and 300 weighs it like the
+    SSIM term (the quickstart's value; calibration in ``perceptual.py``)."""
 
     feature_weight: NonNegative = 10.0
     """Weight of ``omgd.feature``: mean |S − T| of the perceptual features at ``feature_layer``
@@ -252,7 +256,7 @@ class OMGDOptions(Options):
     the student learns every iteration from the current teacher on the same batch."""
 
     @model_validator(mode="after")
-    def _taps_pair_up(self) -> OMGDOptions:
+    def _taps_pair_up(self) -> Self:
         teacher, student = self.cd_teacher_taps, self.cd_student_taps
         if teacher is not None and student is not None and len(teacher) != len(student):
             raise ValueError(
@@ -578,7 +582,7 @@ class GanCompressionOptions(Options):
     the second down and the outputs of residual blocks 3, 6 and 9 (``model.9/12/15/18``)."""
 
     @model_validator(mode="after")
-    def _known_channels(self) -> GanCompressionOptions:
+    def _known_channels(self) -> Self:
         if isinstance(self.channels, str) and self.channels not in GAN_COMPRESSION_CHANNELS:
             raise ValueError(
                 f"channels: unknown set '{self.channels}' "
@@ -596,3 +600,174 @@ class GanCompressionOptions(Options):
             else self.channels
         )
         return [sorted({int(v) for v in entry}, reverse=True) for entry in raw]
+
+
+# -- GCC ----------------------------------------------------------------------------------------
+
+
+class GCCPruneStage(StepStage):
+    """GCC's pruning step: every prunable channel space of the sparse pre-trained student keeps
+    the channels whose mean |γ| over its BatchNorms is above one global threshold, found by
+    binary search so that the pruned generator's MACs land at or under ``budget`` in the named
+    convention (never fewer than one channel per space); the pruned net is then re-initialised
+    by the ``distil`` stage (its ``inherit: []``)."""
+
+    changes = ("student",)
+
+    budget: Annotated[float, Field(gt=0)] = 3.0e9
+    """MAC budget of the pruned student in ``convention`` (GCC's ``--target_budget``:
+    pix2pix Cityscapes 3.0G; SAGAN 0.016G, whose search with a 1M tolerance landed at the
+    paper's 15.45M)."""
+
+    convention: Literal["thop_legacy", "paper", "exact"] = "thop_legacy"
+    """MAC count the budget is in. ``thop_legacy`` is the old thop GCC measured with (for SAGAN
+    the spectral-normalised layers are invisible to it, baselines.md §0); the summary reports
+    the ``paper`` (torchprofile) and ``exact`` counts beside it."""
+
+    def describe(self, spec: Any) -> str:
+        """One line for ``vemkit plan``: the budget and the student's MACs in every convention
+        (the student is built on the meta device; nothing is trained)."""
+        line = (
+            f"prune the student by BatchNorm |γ| (one global threshold) to ≤ "
+            f"{_format_macs(self.budget)} MACs ({self.convention})"
+        )
+        try:
+            counts = gcc_student_macs(spec)
+        except Exception as exc:  # an arch the channel analysis cannot trace
+            return f"{line}; the student's MACs could not be counted ({type(exc).__name__})"
+        shown = ", ".join(f"{_format_macs(v)} {k}" for k, v in counts.items())
+        return f"{line}; the student before pruning: {shown}"
+
+
+def _format_macs(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.4g}{unit}"
+    return f"{n:.4g}"
+
+
+def gcc_student_macs(spec: Any) -> dict[str, int]:
+    """MACs of ``spec``'s student in the three conventions (imports torch: plan only)."""
+    import torch
+
+    from vemkit import registry
+    from vemkit.profile import spec_input_shape
+    from vemkit_plugins.compress.channels import analyze
+    from vemkit_plugins.compress.macs import WidthMacs
+
+    with torch.device("meta"):
+        net = registry.default().build("arch", spec.student.arch)
+    z_dim = getattr(net, "z_dim", None)
+    shape = (int(z_dim),) if z_dim is not None else spec_input_shape(spec)
+    graph = analyze(net, shape)
+    return {c: int(WidthMacs(graph, c)()) for c in ("thop_legacy", "paper", "exact")}
+
+
+class GCCPretrainStage(TrainingStage):
+    """GCC's sparse pre-training: the student alone (its teacher is not used)."""
+
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher in this stage: unused, so kept frozen (no optimizer, no phase)."""
+
+
+class GCCDistilStage(TrainingStage):
+    """GCC's online distillation: everything starts fresh."""
+
+    teacher: Literal["online", "frozen"] | None = "online"
+    """GCC trains its full-width teacher from scratch alongside the student."""
+    inherit: list[str] | None = []
+    """``[]``: the pruned student, the teacher and the discriminators are re-initialised (GCC
+    re-initialises the pruned network at random)."""
+
+
+class GCCStages(Options):
+    """GCC's recipe: sparse pre-training → pruning to a MAC budget → online distillation."""
+
+    pretrain: GCCPretrainStage = GCCPretrainStage(iterations=10_000)
+    """Sparse pre-training of the wide student: its own GAN loss (+ L1 to the target on paired
+    data) and λ·sign(γ) on its BatchNorm scales (GCC: a tenth of the distillation epochs)."""
+
+    prune: GCCPruneStage = GCCPruneStage()
+    """Global BatchNorm-|γ| threshold found by binary search to the MAC budget."""
+
+    distil: GCCDistilStage = GCCDistilStage()
+    """Online distillation: a fresh full-width teacher and its discriminator trained in the same
+    loop (teacher first), the pruned student re-initialised, with its gated discriminator."""
+
+
+class GCCOptions(Options):
+    """GCC — Generator-discriminator Cooperative Compression (Li et al., NeurIPS 2021), as a
+    recipe (``stages``). pix2pix (``task: paired``: conditional PatchGANs, L1 to the target)
+    and unconditional GANs (``task: unconditional``: SAGAN, hinge losses). Defaults are GCC's;
+    ``null`` fields take GCC's value for the task (pix2pix Cityscapes / SAGAN CelebA)."""
+
+    stages: GCCStages = GCCStages()
+    """The recipe's stages (``--set method.stages.distil.iterations=...``)."""
+
+    gan_mode: Literal["hinge", "lsgan", "vanilla"] = "hinge"
+    """Adversarial loss of every generator and discriminator (GCC pix2pix and SAGAN: hinge)."""
+
+    sparsity: NonNegative = 1.0e-2
+    """λ of the pre-training sparsity term ``gcc.sparsity`` (GCC ``--lambda_scale`` 1e-2 on
+    BatchNorm scales; ``--lambda_weight`` 1e-3 on conv weights for the Mobile ResNet)."""
+
+    sparsity_on: Literal["scale", "weight"] = "scale"
+    """What the sparsity acts on: BatchNorm scales γ (U-Net, SAGAN) or conv weights."""
+
+    recon_weight: NonNegative = 100.0
+    """Paired data: weight of the student's L1 to the target ``gcc.recon`` in both training
+    stages (GCC pix2pix ``lambda_L1`` 100)."""
+
+    teacher_recon_weight: NonNegative = 100.0
+    """Paired data: weight of the online teacher's L1 to the target ``gcc.teacher_recon``."""
+
+    content_weight: NonNegative | None = None
+    """λ_content of ``gcc.content`` (Σ √MSE of the adapted features); null: 50 (pix2pix
+    Cityscapes) or 1 (SAGAN)."""
+
+    gram_weight: NonNegative | None = None
+    """λ_gram of ``gcc.gram`` (Σ √MSE of the features' Gram matrices); null: 1e4 (pix2pix
+    Cityscapes) or 1 (SAGAN)."""
+
+    root: bool = True
+    """Distances of the content and Gram terms: √MSE (GCC pix2pix and SAGAN) or plain MSE
+    (``false``: GCC CycleGAN)."""
+
+    student_taps: Annotated[list[str], Field(min_length=1)] | None = None
+    """Dotted module paths of the student generator's distilled features (each through a 1×1
+    adapter, no bias, to the teacher's width); null: GCC's for the arch (``unet``: the 4 U-Net
+    taps; ``sagan_generator``: ``l2``, ``attn2``)."""
+
+    teacher_taps: Annotated[list[str], Field(min_length=1)] | None = None
+    """The matching paths in the teacher; null: the student's."""
+
+    discriminator_taps: list[str] | None = None
+    """Features of the *teacher's* discriminator compared on the student's vs the teacher's
+    image (no adapter); null: GCC's two (``patchgan``: ``model.3``, ``model.9``;
+    ``sagan_discriminator``: ``l2``, ``attn2``); ``[]``: none."""
+
+    discriminator: Annotated[dict[str, Any] | None, Slot("arch")] = None
+    """The student's discriminator (gated in ``distil``); null: GCC's for the task — pix2pix
+    ``{type: patchgan, ndf: 128, input_nc: in+out}`` on concat(input, image), SAGAN
+    ``{type: sagan_discriminator, ndf: 64}``."""
+
+    teacher_discriminator: Annotated[dict[str, Any] | None, Slot("arch")] = None
+    """The online teacher's discriminator (never gated); null: the same as ``discriminator``
+    (GCC: ``teacher_ndf`` 128 pix2pix, 64 SAGAN)."""
+
+    discriminator_lr_scale: Annotated[float, Field(gt=0)] | None = None
+    """Discriminators' learning rate = the spec's ``train.optimizer`` lr × this (same optimizer
+    type and betas); null: 4 (SAGAN: D 4e-4 for G 1e-4) or 1 (pix2pix)."""
+
+    gates: bool = True
+    """Discriminator selection: the student's discriminator carries channel gates updated each
+    iteration by the gap objective (``gcc.gates``); ``false``: a plain discriminator."""
+
+    gate_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """Gates open where alpha > this (GCC default 0.5; its SAGAN script 0.1)."""
+
+    gate_lr: Annotated[float, Field(gt=0)] = 1.0e-4
+    """Adam learning rate of the gates (GCC ``--arch_lr``), constant."""
+
+    gate_d_weight: NonNegative | None = None
+    """Weight of the student D loss in the gate objective; null: 0.5 (pix2pix) or 1 (SAGAN)."""
