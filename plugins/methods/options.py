@@ -301,10 +301,38 @@ class CATPruneStage(StepStage):
         )
 
 
+class CATTeacherStage(TrainingStage):
+    """CAT's teacher training (a stage that trains only the teacher)."""
+
+    # Class defaults, not an instance default of the ``stages`` field: a partial override
+    # (``--set method.stages.teacher.iterations=...``) builds the stage from its class.
+    teacher: Literal["online", "frozen"] | None = "online"
+    """The teacher trains in this stage (``online``)."""
+    student: bool = False
+    """No student in this stage; its evaluation scores the teacher."""
+
+    def describe(self, spec: Any) -> str:
+        how = "GAN + λ·L1 (pix2pix)" if spec.task == "paired" else "CycleGAN losses"
+        return f"train the Inception teacher from scratch: {how}"
+
+
+class CATStudentStage(TrainingStage):
+    """CAT's distillation into the pruned student."""
+
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher is frozen while the student learns."""
+
+    def describe(self, spec: Any) -> str:
+        return (
+            "distil the frozen teacher into the pruned student: GAN + λ_recon·L1 − "
+            "λ_distill·Σ KA; D continues from the teacher stage's"
+        )
+
+
 class CATStages(Options):
     """CAT's recipe: train the teacher, prune it, distil into the pruned student."""
 
-    teacher: TrainingStage = TrainingStage(teacher="online", student=False)
+    teacher: CATTeacherStage = CATTeacherStage()
     """Train the Inception teacher from scratch as CAT's ``train.py`` does (CycleGAN losses on
     unpaired data, GAN + ``teacher_lambda_recon``·L1 on paired data); its evaluation scores the
     teacher. Set ``enabled: false`` when ``teacher.checkpoint`` holds a trained teacher (CAT's
@@ -313,7 +341,7 @@ class CATStages(Options):
     prune: CATPruneStage = CATPruneStage()
     """One global |γ| threshold to the MAC budget; the student is the pruned teacher."""
 
-    student: TrainingStage = TrainingStage(teacher="frozen")
+    student: CATStudentStage = CATStudentStage()
     """Distil the frozen teacher into the pruned student: GAN + λ_recon·Recon − λ_distill·Σ KA;
     the discriminator continues from the teacher stage's. The spec's MI term (``mi:``) joins
     this stage, its positive the frozen teacher's output already computed in the step."""
