@@ -428,12 +428,12 @@ def cat_prune(
     return student, arch, found
 
 
-def _channels(widths: Mapping[str, Any]) -> dict[str, int]:
+def _channels(widths: Mapping[str, Any], kernel_sizes: Sequence[int]) -> dict[str, int]:
     """Per prunable layer: its width (the summary's ``channels``)."""
     out = {f"down_sampling.{i}": int(c) for i, c in zip(DOWN_NORMS, widths["down"], strict=True)}
     for b, block in enumerate(widths["blocks"]):
         for kind in ("res", "dw"):
-            for k, c in zip(block["kernel_sizes"], block[kind], strict=True):
+            for k, c in zip(kernel_sizes, block[kind], strict=True):
                 out[f"features.{b}.{kind}.k{k}"] = int(c)
     out.update({f"up_sampling.{i}": int(c) for i, c in zip(UP_NORMS, widths["up"], strict=True)})
     return out
@@ -708,13 +708,12 @@ class CAT:
                 "method.discriminator_checkpoint: the teacher stage trains the discriminator the "
                 "student stage continues; give it only with stages.teacher.enabled: false"
             )
-        if stage == "teacher" and not self.paired:
-            if o.lambda_identity > 0 and self.in_c != self.out_c:
-                problems.append(
-                    f"method.lambda_identity: the identity loss feeds B images to G_A, which "
-                    f"needs as many input as output channels ({self.in_c} ≠ {self.out_c}); set "
-                    "it to 0"
-                )
+        identity = o.lambda_identity > 0 and self.in_c != self.out_c
+        if stage == "teacher" and not self.paired and identity:
+            problems.append(
+                f"method.lambda_identity: the identity loss feeds B images to G_A, which needs "
+                f"as many input as output channels ({self.in_c} ≠ {self.out_c}); set it to 0"
+            )
         if not program.meta:
             problem = self._probe(program)
             if problem:
@@ -762,10 +761,8 @@ class CAT:
         )
         from vemkit.profile import count_params
 
-        full = [dict(b, kernel_sizes=list(teacher.kernel_sizes)) for b in teacher.widths()["blocks"]]
-        kept = [dict(b, kernel_sizes=list(teacher.kernel_sizes)) for b in found.widths["blocks"]]
-        before = _channels({**teacher.widths(), "blocks": full})
-        after = _channels({**found.widths, "blocks": kept})
+        before = _channels(teacher.widths(), teacher.kernel_sizes)
+        after = _channels(found.widths, teacher.kernel_sizes)
         context["say"](
             f"  threshold {found.threshold:.6g} after {found.steps} steps: CAT's count "
             f"{found.macs_before / 1e9:.3f}G → {found.macs_after / 1e9:.3f}G "
@@ -791,9 +788,7 @@ class CAT:
             "reinit": o.reinit,
             "widths": found.widths,
         }
-        rows = [
-            {"layer": name, "before": before[name], "after": after[name]} for name in before
-        ]
+        rows = [{"layer": name, "before": before[name], "after": after[name]} for name in before]
         return StepResult(
             archs={"student": arch},
             modules={"student": student},
