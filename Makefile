@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format demo schema clean
+.PHONY: install test test-slow lint format demo demo-cat schema clean
 
 install: $(STAMP)
 
@@ -52,6 +52,19 @@ demo: install
 	$(BIN)/vemkit eval $(DEMO)/omgd $(DEMO_EVAL)
 	$(BIN)/vemkit report $(DEMO)/omgd-vem $(DEMO)/omgd --out $(DEMO)/report \
 		--title "vemkit quickstart: OMGD vs OMGD + VEM on edges2shoes-fmnist"
+
+# The CAT recipe (teacher -> prune -> student) on the offline emoji set, `mi: none` and VEM
+# (the VEM run distils the same teacher); a report comparing them (runs/demo-cat/report).
+DEMO_CAT := runs/demo-cat
+demo-cat: install
+	$(BIN)/vemkit data get emoji-google2twitter
+	rm -rf $(DEMO_CAT)
+	$(BIN)/vemkit run specs/demo/emoji_cat.yaml
+	$(BIN)/vemkit run specs/demo/emoji_cat_vem.yaml
+	$(BIN)/vemkit eval $(DEMO_CAT)/none --latency 20
+	$(BIN)/vemkit eval $(DEMO_CAT)/vem --latency 20
+	$(BIN)/vemkit report $(DEMO_CAT)/none $(DEMO_CAT)/vem --out $(DEMO_CAT)/report \
+		--title "vemkit CAT demo: CAT vs CAT + VEM on emoji google->twitter"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
