@@ -59,7 +59,7 @@ DEMO_CAT := runs/demo-cat
 demo-cat: install
 	$(BIN)/vemkit data get emoji-google2twitter
 	rm -rf $(DEMO_CAT)
-	$(BIN)/vemkit run specs/demo/emoji_cat.yaml
+	$(BIN)/vemkit run specs/demo/emoji_cat_none.yaml
 	$(BIN)/vemkit run specs/demo/emoji_cat_vem.yaml
 	$(BIN)/vemkit eval $(DEMO_CAT)/none --latency 20
 	$(BIN)/vemkit eval $(DEMO_CAT)/vem --latency 20

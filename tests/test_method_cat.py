@@ -584,3 +584,53 @@ def test_paper_spec_runs_every_stage_at_a_tiny_size(path, unaligned_root, tmp_pa
     assert all(math.isfinite(v) for row in rows for k, v in row.items() if k in names)
     if spec.mi.type != "none":
         assert f"mi.{spec.mi.type}" in names
+
+
+@pytest.mark.slow  # two recipes at 32 px
+def test_demo_recipes_run_and_the_vem_one_distils_the_first_ones_teacher(unaligned_root, tmp_path):
+    import vemkit
+    from vemkit.spec import load_spec
+
+    demo = ROOT / "specs" / "demo"
+    common = [
+        f"data.train={{type: unaligned, root: {unaligned_root}, size: {SIZE}}}",
+        "data.eval=null",
+        "eval.metrics=[]",
+        "teacher.arch.ngf=8",
+        "student.arch.ngf=8",
+        "method.stages.student.iterations=1",
+        "method.stages.prune.target_macs=1.5e7",
+        "output.checkpoint_every=0",
+        "output.sample_every=0",
+    ]
+    none = tmp_path / "none"
+    spec = load_spec(
+        demo / "emoji_cat_none.yaml",
+        [*common, "method.stages.teacher.iterations=1", f"output.dir={none}"],
+    )
+    assert vemkit.run(spec, progress=False).status == "finished"
+    trained = none / "stages" / "01-teacher" / "checkpoints" / "last"
+    vem = tmp_path / "vem"
+    spec = load_spec(
+        demo / "emoji_cat_vem.yaml",
+        [
+            *common,
+            "mi.energy.blocks=2",
+            "mi.sampler.steps=2",
+            f"teacher.checkpoint={trained / 'teacher.safetensors'}",
+            f"method.discriminator_checkpoint={trained / 'discriminator.safetensors'}",
+            f"output.dir={vem}",
+        ],
+    )
+    assert spec.mi.type == "vem" and not spec.method.stages.teacher.enabled
+    assert vemkit.run(spec, progress=False).status == "finished"
+    index = json.loads((vem / "stages.json").read_text())
+    assert [s["name"] for s in index["stages"]] == ["prune", "student"]
+    # the same teacher, and the same pruned architecture
+    assert same_tensors(final(vem, "01-prune", "teacher"), weights(trained / "teacher.safetensors"))
+    done = [
+        json.loads((run / "stages" / f / "DONE.json").read_text())
+        for run, f in ((none, "02-prune"), (vem, "01-prune"))
+    ]
+    assert done[0]["archs"]["student"] == done[1]["archs"]["student"]
+    assert "mi.vem" in logged(vem, "02-student")[-1]
