@@ -117,10 +117,10 @@ def cat_teacher(reg):
     return inception(reg, ngf=64, init_type="default")
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("seed", range(10))
 def test_full_size_pruning_lands_within_one_percent_under_the_budget(cat_teacher, seed):
     random_scales(cat_teacher, seed)
-    found = find_threshold(cat_teacher, 2.6e9, (3, 256, 256), min_channels=16)
+    found = find_threshold(cat_teacher, 2.6e9, (3, 256, 256), min_channels=16, tolerance=1e-5)
     assert 0.99 * 2.6e9 <= found.macs_after <= 2.6e9, found.macs_after
     assert found.macs_before == 43_527_405_568
     assert min(found.widths["down"]) >= 16 and min(found.widths["up"]) >= 16
@@ -129,6 +129,11 @@ def test_full_size_pruning_lands_within_one_percent_under_the_budget(cat_teacher
     # CAT's loop: each step halves the interval; the result is the last midpoint within budget
     assert found.history[-1]["macs"] == found.macs_after
     assert found.threshold == found.history[-1]["threshold"]
+    # CAT's own stopping rule (interval < 1e-3 of its lower end) stops earlier: within budget,
+    # up to ~1.2 % under it on these teachers (CAT's horse→zebra students: 1.5-1.9 % under)
+    cat_rule = find_threshold(cat_teacher, 2.6e9, (3, 256, 256), min_channels=16)
+    assert 0.985 * 2.6e9 <= cat_rule.macs_after <= found.macs_after
+    assert cat_rule.steps < found.steps
 
 
 def test_the_reported_counts_are_the_built_students(reg, cat_teacher):

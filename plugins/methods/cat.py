@@ -242,11 +242,13 @@ def find_threshold(
     input_shape: Sequence[int],
     *,
     min_channels: int = 16,
+    tolerance: float = 1e-3,
 ) -> CATPruneResult:
     """CAT's binary search (``shrink_model``) for the global |γ| threshold.
 
     From [min |γ|, max |γ|] over the prunable norms, halve until the interval is narrower than
-    1e-3 of its lower end *and* the MACs at the midpoint are within ``target_macs``: a midpoint
+    ``tolerance`` (CAT: 1e-3) times its lower end *and* the MACs at the midpoint are within
+    ``target_macs``: a midpoint
     over budget raises the lower end, one within lowers the upper end, so the search ends at
     the smallest threshold found within budget. ``input_shape`` is one training image
     (C, H, W): CAT counts at the training crop. Raises when even the smallest network the
@@ -269,7 +271,7 @@ def find_threshold(
     threshold = ub
     history = []
     steps = 0
-    while abs(ub - lb) > 1e-3 * lb or searched > target_macs:
+    while abs(ub - lb) > tolerance * lb or searched > target_macs:
         if steps >= MAX_SEARCH_STEPS:
             if searched <= target_macs:
                 break
@@ -401,6 +403,7 @@ def cat_prune(
     *,
     build: Callable[[dict[str, Any]], nn.Module],
     min_channels: int = 16,
+    tolerance: float = 1e-3,
     reinit: bool = True,
 ) -> tuple[InceptionGenerator, dict[str, Any], CATPruneResult]:
     """CAT's pruning of ``teacher`` to ``target_macs`` (CAT's count at ``input_shape``).
@@ -411,7 +414,9 @@ def cat_prune(
     """
     from vemkit_plugins.archs._blocks import init_weights
 
-    found = find_threshold(teacher, target_macs, input_shape, min_channels=min_channels)
+    found = find_threshold(
+        teacher, target_macs, input_shape, min_channels=min_channels, tolerance=tolerance
+    )
     arch = copy.deepcopy(dict(teacher_arch))
     arch["widths"] = found.widths
     student = build(arch)
@@ -757,6 +762,7 @@ class CAT:
             shape,
             build=lambda config: program.build("arch", config),
             min_channels=o.min_channels,
+            tolerance=o.tolerance,
             reinit=o.reinit,
         )
         from vemkit.profile import count_params
