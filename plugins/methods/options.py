@@ -328,9 +328,16 @@ class CATStudentStage(TrainingStage):
     """The teacher is frozen while the student learns."""
 
     def describe(self, spec: Any) -> str:
+        method = spec.method
+        if method.stages.teacher.enabled:
+            d = "D continues from the teacher stage's"
+        elif method.discriminator_checkpoint is not None:
+            d = "D from method.discriminator_checkpoint"
+        else:
+            d = "D starts from scratch"
         return (
             "distil the frozen teacher into the pruned student: GAN + λ_recon·L1 − "
-            "λ_distill·Σ KA; D continues from the teacher stage's"
+            f"λ_distill·Σ KA; {d}"
         )
 
 
