@@ -61,8 +61,8 @@ demo-cat: install
 	rm -rf $(DEMO_CAT)
 	$(BIN)/vemkit run specs/demo/emoji_cat_none.yaml
 	$(BIN)/vemkit run specs/demo/emoji_cat_vem.yaml
-	$(BIN)/vemkit eval $(DEMO_CAT)/none --latency 20
-	$(BIN)/vemkit eval $(DEMO_CAT)/vem --latency 20
+	$(BIN)/vemkit eval $(DEMO_CAT)/none
+	$(BIN)/vemkit eval $(DEMO_CAT)/vem
 	$(BIN)/vemkit report $(DEMO_CAT)/none $(DEMO_CAT)/vem --out $(DEMO_CAT)/report \
 		--title "vemkit CAT demo: CAT vs CAT + VEM on emoji google->twitter"
 

@@ -604,7 +604,7 @@ def test_demo_recipes_run_and_the_vem_one_distils_the_first_ones_teacher(unalign
         "teacher.arch.ngf=8",
         "student.arch.ngf=8",
         "method.stages.student.iterations=1",
-        "method.stages.prune.target_macs=1.5e7",
+        "method.stages.prune.target_macs=3e6",
         "output.checkpoint_every=0",
         "output.sample_every=0",
     ]
