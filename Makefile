@@ -62,7 +62,7 @@ demo-cat: install
 	$(BIN)/vemkit run specs/demo/emoji_cat_none.yaml
 	$(BIN)/vemkit run specs/demo/emoji_cat_vem.yaml
 	$(BIN)/vemkit eval $(DEMO_CAT)/none
-	$(BIN)/vemkit eval $(DEMO_CAT)/vem
+	$(BIN)/vemkit eval $(DEMO_CAT)/vem --no-teacher  # the same teacher as the first run
 	$(BIN)/vemkit report $(DEMO_CAT)/none $(DEMO_CAT)/vem --out $(DEMO_CAT)/report \
 		--title "vemkit CAT demo: CAT vs CAT + VEM on emoji google->twitter"
 
