@@ -12,3 +12,4 @@ def register(registry) -> None:
     registry.add(
         "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
     )
+    registry.add("method", "cat", options=o.CATOptions, factory="vemkit_plugins.methods.cat:build")
