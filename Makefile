@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint format demo demo-gcc demo-gan-compression-none \
+.PHONY: install test test-slow lint format demo demo-gcc demo-cat demo-gan-compression-none \
 	demo-gan-compression-vem schema clean
 
 install: $(STAMP)
@@ -81,6 +81,19 @@ demo-gcc: install
 	$(BIN)/vemkit eval $(DEMO_GCC)/gcc-vem $(DEMO_GCC_EVAL)
 	$(BIN)/vemkit report $(DEMO_GCC)/gcc-vem $(DEMO_GCC)/gcc --out $(DEMO_GCC)/report \
 		--title "vemkit GCC demo: GCC vs GCC + VEM, SAGAN on 64 px emoji"
+
+# The CAT recipe (teacher -> prune -> student) on the offline emoji set, `mi: none` and VEM
+# (the VEM run distils the same teacher); a report comparing them (runs/demo-cat/report).
+DEMO_CAT := runs/demo-cat
+demo-cat: install
+	$(BIN)/vemkit data get emoji-google2twitter
+	rm -rf $(DEMO_CAT)
+	$(BIN)/vemkit run specs/demo/emoji_cat_none.yaml
+	$(BIN)/vemkit run specs/demo/emoji_cat_vem.yaml
+	$(BIN)/vemkit eval $(DEMO_CAT)/none
+	$(BIN)/vemkit eval $(DEMO_CAT)/vem --no-teacher  # the same teacher as the first run
+	$(BIN)/vemkit report $(DEMO_CAT)/none $(DEMO_CAT)/vem --out $(DEMO_CAT)/report \
+		--title "vemkit CAT demo: CAT vs CAT + VEM on emoji google->twitter"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -417,3 +417,15 @@ def test_debug_shows_traceback_for_errors(write_spec):
     spec = write_spec(BASE_SPEC)
     with pytest.raises(Exception, match="missing required key"):
         main(["--debug", "plan", str(spec), "--set", "data.train={type: aligned}"])
+
+
+def test_exponents_without_a_dot_or_a_sign_are_numbers_in_files_and_overrides():
+    # YAML 1.1 (PyYAML) would read these as strings; a budget written 2.6e9 must be a number.
+    from vemkit.spec_source import load_yaml, parse_text
+
+    assert parse_text("budget: 2.6e9\nlr: 1e-4\nname: e9\n", "s.yaml").data == {
+        "budget": 2.6e9,
+        "lr": 1e-4,
+        "name": "e9",
+    }
+    assert load_yaml("3e9") == 3e9 and load_yaml("[1e3, 7]") == [1000.0, 7]

@@ -22,7 +22,14 @@ from vemkit import registry as registry_module
 from vemkit.errors import Problem, SpecError
 from vemkit.spec_model import spec_model, type_names
 from vemkit.spec_sections import SPEC_VERSION, SpecBase
-from vemkit.spec_source import PathTuple, SpecSource, dotted, parse_text, read_source
+from vemkit.spec_source import (
+    PathTuple,
+    SpecSource,
+    dotted,
+    load_yaml,
+    parse_text,
+    read_source,
+)
 
 if typing.TYPE_CHECKING:
     from vemkit.registry import Registry
@@ -56,7 +63,7 @@ def apply_overrides(
             problems.append(Problem(raw_path, "empty path segment", "--set"))
             continue
         try:
-            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+            value = load_yaml(raw_value) if raw_value.strip() else ""
         except yaml.YAMLError as exc:
             problems.append(Problem(raw_path, f"value is not valid YAML: {exc}", "--set"))
             continue

@@ -8,6 +8,7 @@ read through the same YAML node walk, which gives line and column of every key a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,11 +60,30 @@ def dotted(path: PathTuple) -> str:
     return ".".join(str(p) for p in path)
 
 
+class SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader that also reads ``2.6e9`` and ``1e-4`` as numbers: YAML 1.1 (PyYAML)
+    wants a dot and a signed exponent and would hand the budget ``2.6e9`` over as the string
+    "2.6e9", which validates (pydantic converts it) but is not the number a JSON Schema checker
+    sees. Nothing else changes: it constructs plain data only."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Plain data from YAML text with :class:`SpecLoader` (``--set`` values, small snippets)."""
+    return yaml.load(text, Loader=SpecLoader)  # a SafeLoader subclass: plain data only
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _walk(node: yaml.Node, loader: yaml.SafeLoader, path: PathTuple, src: SpecSource) -> Any:
+def _walk(node: yaml.Node, loader: SpecLoader, path: PathTuple, src: SpecSource) -> Any:
     src.values[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -170,7 +190,7 @@ def parse_text(text: str, name: str, *, is_json: bool | None = None) -> SpecSour
             Problem("", "the file is empty; a spec is a mapping of sections", name, 1, 1)
         )
         return src
-    loader = yaml.SafeLoader(text)
+    loader = SpecLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

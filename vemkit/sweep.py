@@ -195,8 +195,10 @@ def expand_override(data: dict[str, Any], override: str, reg: Any = None) -> str
         return override
     import yaml
 
+    from vemkit.spec_source import load_yaml
+
     try:
-        new = yaml.safe_load(raw)
+        new = load_yaml(raw)
     except yaml.YAMLError:
         apply_overrides(data, [override])  # validation reports the bad YAML with its place
         return override

@@ -333,6 +333,10 @@ class PatchGANOptions(_ImageNetOptions):
     norm: ImageNorm = "batch"
     """Normalisation (batch for pix2pix, instance for CycleGAN)."""
 
+    affine: bool = False
+    """Give ``instance`` norms a learnable scale and shift (CAT's ``--norm_affine_D``; the
+    pix2pix/CycleGAN default has none). BatchNorm is always affine."""
+
 
 class MultiscalePatchGANOptions(PatchGANOptions):
     """num_D PatchGANs (pix2pixHD style) applied to the input downsampled 0, 1, ... times by a

@@ -21,10 +21,20 @@ class PatchGAN(nn.Module):
     """
 
     def __init__(
-        self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, *, norm: str = "batch"
+        self,
+        input_nc: int = 3,
+        ndf: int = 64,
+        n_layers: int = 3,
+        *,
+        norm: str = "batch",
+        affine: bool = False,
     ) -> None:
         super().__init__()
         make_norm = norm_factory(norm)
+        if affine and norm == "instance":
+            # CAT's D (--norm_affine_D): instance norms with a scale and shift; convs keep
+            # their bias, as CAT's NLayerDiscriminator decides the bias by the norm's class.
+            make_norm = lambda c: nn.InstanceNorm2d(c, affine=True)  # noqa: E731
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
             nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1),
@@ -62,10 +72,11 @@ class MultiscalePatchGAN(nn.Module):
         num_D: int = 2,
         *,
         norm: str = "batch",
+        affine: bool = False,
     ) -> None:
         super().__init__()
         self.scales = nn.ModuleList(
-            PatchGAN(input_nc, ndf, n_layers, norm=norm) for _ in range(num_D)
+            PatchGAN(input_nc, ndf, n_layers, norm=norm, affine=affine) for _ in range(num_D)
         )
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
@@ -100,14 +111,21 @@ class PixelDiscriminator(nn.Module):
 
 def build(options: Any, **context: Any) -> PatchGAN:
     """Factory of ``arch: patchgan`` (:class:`~vemkit_plugins.archs.options.PatchGANOptions`)."""
-    net = PatchGAN(options.input_nc, options.ndf, options.n_layers, norm=options.norm)
+    net = PatchGAN(
+        options.input_nc, options.ndf, options.n_layers, norm=options.norm, affine=options.affine
+    )
     return init_weights(net, options.init_type, options.init_gain)
 
 
 def build_multiscale(options: Any, **context: Any) -> MultiscalePatchGAN:
     """Factory of ``arch: multiscale_patchgan`` (:class:`~.options.MultiscalePatchGANOptions`)."""
     net = MultiscalePatchGAN(
-        options.input_nc, options.ndf, options.n_layers, options.num_D, norm=options.norm
+        options.input_nc,
+        options.ndf,
+        options.n_layers,
+        options.num_D,
+        norm=options.norm,
+        affine=options.affine,
     )
     return init_weights(net, options.init_type, options.init_gain)
 

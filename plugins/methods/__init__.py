@@ -18,3 +18,4 @@ def register(registry) -> None:
         options=o.GanCompressionOptions,
         factory="vemkit_plugins.methods.gan_compression:build",
     )
+    registry.add("method", "cat", options=o.CATOptions, factory="vemkit_plugins.methods.cat:build")

@@ -771,3 +771,178 @@ class GCCOptions(Options):
 
     gate_d_weight: NonNegative | None = None
     """Weight of the student D loss in the gate objective; null: 0.5 (pix2pix) or 1 (SAGAN)."""
+
+
+class CATPruneStage(StepStage):
+    """CAT's pruning (``utils/common.py: shrink_model``): one global threshold on the |γ| of the
+    teacher's prunable norms (the three down-sampling norms, the first norm of every Inception
+    branch, the two up-sampling norms), found by binary search until the pruned network's MACs,
+    as CAT counts them, are at most ``target_macs``. A down/up-sampling layer keeps at least
+    ``min_channels`` channels (its largest |γ|); an Inception branch may lose every channel and
+    is then dropped. The student is the pruned teacher, recorded as an ``inception_resnet``
+    arch with explicit ``widths``."""
+
+    changes = ("student",)
+
+    target_macs: Annotated[float, Field(gt=0)] = 2.6e9
+    """MAC budget of the student per image at the training crop size, in CAT's own count (the
+    unit of its ``--target_flops``: paper-convention convs plus one MAC per output element of
+    every norm without running statistics; 43.53G for the ngf-64 teacher at 256 px). CAT's
+    scripts: 2.6e9 horse→zebra (its students land at 2.55–2.56G), 5.6e9 Cityscapes, 4.6e9
+    map→satellite."""
+
+    min_channels: Annotated[int, Field(ge=1)] = 16
+    """Fewest channels of each down- and up-sampling layer (CAT's ``--prune_cin_lb 16``; capped
+    at the layer's own width). Inception branches have no floor."""
+
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    """The search stops once the threshold interval is narrower than this fraction of its lower
+    end (and the MACs are within budget). CAT's 1e-3 leaves the student up to about 1–2 % under
+    the budget (its horse→zebra students: 2.55–2.56G for 2.6e9); a smaller value lands closer."""
+
+    reinit: bool = True
+    """Re-initialise the pruned student as CAT does (``init_net`` after pruning): every conv
+    weight re-drawn (N(0, init_gain), biases 0) and BatchNorm scales re-drawn (N(1, init_gain),
+    shifts 0), while instance norms keep the teacher's pruned γ/β and each block's ``pw_bn``
+    starts at γ = 1, β = 0 — only the architecture (and those instance-norm affines) is
+    inherited. ``false`` keeps every pruned weight of the teacher (a warm start CAT does not
+    use)."""
+
+    def describe(self, spec: Any) -> str:
+        start = "re-initialised" if self.reinit else "keeping the teacher's weights"
+        return (
+            f"prune the teacher by one global |γ| threshold to ≤ {self.target_macs / 1e9:.3g}G "
+            f"MACs (CAT's count), ≥ {self.min_channels} channels per down/up-sampling layer; "
+            f"the student is the pruned teacher, {start}"
+        )
+
+
+class CATTeacherStage(TrainingStage):
+    """CAT's teacher training (a stage that trains only the teacher)."""
+
+    # Class defaults, not an instance default of the ``stages`` field: a partial override
+    # (``--set method.stages.teacher.iterations=...``) builds the stage from its class.
+    teacher: Literal["online", "frozen"] | None = "online"
+    """The teacher trains in this stage (``online``)."""
+    student: bool = False
+    """No student in this stage; its evaluation scores the teacher."""
+
+    def describe(self, spec: Any) -> str:
+        how = "GAN + λ·L1 (pix2pix)" if spec.task == "paired" else "CycleGAN losses"
+        return f"train the Inception teacher from scratch: {how}"
+
+
+class CATStudentStage(TrainingStage):
+    """CAT's distillation into the pruned student."""
+
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher is frozen while the student learns."""
+
+    def describe(self, spec: Any) -> str:
+        method = spec.method
+        if method.stages.teacher.enabled:
+            d = "D continues from the teacher stage's"
+        elif method.discriminator_checkpoint is not None:
+            d = "D from method.discriminator_checkpoint"
+        else:
+            d = "D starts from scratch"
+        return (
+            "distil the frozen teacher into the pruned student: GAN + λ_recon·L1 − "
+            f"λ_distill·Σ KA; {d}"
+        )
+
+
+class CATStages(Options):
+    """CAT's recipe: train the teacher, prune it, distil into the pruned student."""
+
+    teacher: CATTeacherStage = CATTeacherStage()
+    """Train the Inception teacher from scratch as CAT's ``train.py`` does (CycleGAN losses on
+    unpaired data, GAN + ``teacher_lambda_recon``·L1 on paired data); its evaluation scores the
+    teacher. Set ``enabled: false`` when ``teacher.checkpoint`` holds a trained teacher (CAT's
+    ``--restore_teacher_G_path``); give ``method.discriminator_checkpoint`` then to restore D."""
+
+    prune: CATPruneStage = CATPruneStage()
+    """One global |γ| threshold to the MAC budget; the student is the pruned teacher."""
+
+    student: CATStudentStage = CATStudentStage()
+    """Distil the frozen teacher into the pruned student: GAN + λ_recon·Recon − λ_distill·Σ KA;
+    the discriminator continues from the teacher stage's. The spec's MI term (``mi:``) joins
+    this stage, its positive the frozen teacher's output already computed in the step."""
+
+
+class CATOptions(Options):
+    """CAT — Compression And Teaching (Jin et al., CVPR 2021), snap-research/CAT, as a recipe.
+
+    ``teacher`` stage → ``prune`` step → ``student`` stage (see ``stages``). The teacher and
+    the student are ``inception_resnet`` generators; give ``student.arch`` the teacher's arch
+    (the prune step replaces it by the pruned teacher). The student stage minimises
+    ``cat.gan`` (λ_gan) + ``cat.recon`` (λ_recon · L1 to the teacher's image or the ground
+    truth) + ``cat.distill`` (λ_distill · −Σ_l KA(S_l, T_l) over the four taps, no adapter) and
+    trains its discriminator with ``cat.d`` (½ real + ½ fake, the student's current image).
+    Defaults follow CAT's scripts per task: unpaired (horse→zebra) λ_distill 1, λ_recon 5 to the
+    teacher, LSGAN, PatchGAN ndf 64; paired (Cityscapes) 0.5, 100 to the ground truth, hinge,
+    PatchGAN ndf 128 on concat(input, image).
+    """
+
+    stages: CATStages = CATStages()
+    """The recipe's stages, in order."""
+
+    lambda_gan: NonNegative = 1.0
+    """Weight of the adversarial terms of the teacher stage and of ``cat.gan`` (CAT
+    ``--lambda_gan``)."""
+
+    lambda_recon: NonNegative | None = None
+    """Weight of ``cat.recon``; null = CAT's script for the task: 5 unpaired (horse→zebra), 100
+    paired (Cityscapes)."""
+
+    recon_target: Literal["teacher", "target"] | None = None
+    """What ``cat.recon`` compares the student's image with: the frozen teacher's image (CAT on
+    unaligned data) or the ground truth (CAT on aligned data); null = CAT's choice for the
+    task."""
+
+    lambda_distill: NonNegative | None = None
+    """Weight of ``cat.distill`` = −Σ_l KA(S_l, T_l); null = CAT's script for the task: 1
+    unpaired (horse→zebra), 0.5 paired (Cityscapes)."""
+
+    ka_chunks: Annotated[int, Field(ge=1)] = 1
+    """Kernel alignment compares every sample of a batch with every other one, so it depends on
+    the batch it sees: CAT's batch of 80 on 4 GPUs under DataParallel computed it on each GPU's
+    20 samples and summed the 4 values; ``ka_chunks: 4`` reproduces that on one device (the loss
+    then lies in [−4·taps, 0]). Under DDP each process computes it on its own batch: changing
+    the number of processes at a fixed global batch changes the objective. Each chunk needs at
+    least 2 samples (with 1, KA ≡ 1 and has no gradient)."""
+
+    taps: Annotated[list[str], Field(min_length=1)] = list(CAT_KA_TAPS)
+    """Dotted module paths compared by kernel alignment, the same in the student and the
+    teacher (CAT's ``mapping_layers``: after the second down-sampling and after Inception
+    blocks 3, 6 and 9)."""
+
+    gan_mode: Literal["hinge", "lsgan", "vanilla"] | None = None
+    """Adversarial loss of both stages; null = CAT's choice for the task: ``lsgan`` unpaired
+    (``cycle_gan`` model and the horse→zebra distillation script), ``hinge`` paired."""
+
+    discriminator: Annotated[dict[str, Any] | None, Slot("arch")] = None
+    """The discriminator of the teacher stage (D_A for unpaired data), continued by the student
+    stage; null = CAT's: a PatchGAN (n_layers 3) with the teacher's norm, affine
+    (``--norm_affine_D``), ndf 64 on images unpaired, ndf 128 on concat(input, image) paired."""
+
+    discriminator_checkpoint: str | None = None
+    """Weights of the student stage's discriminator (CAT's ``--restore_D_path``) when the
+    recipe has no teacher stage (``stages.teacher.enabled: false``, teacher from
+    ``teacher.checkpoint``); null with no teacher stage: D starts from scratch."""
+
+    teacher_lambda_recon: NonNegative = 100.0
+    """Paired data: weight of the teacher's L1 to the ground truth in the teacher stage (CAT's
+    ``pix2pix`` model ``--lambda_recon``)."""
+
+    lambda_cycle: NonNegative = 10.0
+    """Unpaired data, teacher stage: weight of both cycle-consistency L1 terms (CAT's
+    ``cycle_gan`` model ``--lambda_A``/``--lambda_B``)."""
+
+    lambda_identity: NonNegative = 0.5
+    """Unpaired data, teacher stage: identity loss weight relative to ``lambda_cycle`` (0 turns
+    it off)."""
+
+    pool_size: Annotated[int, Field(ge=0)] = 50
+    """Unpaired data, teacher stage: size of each discriminator's history of generated images
+    (CAT's ``--pool_size``; the student stage's D sees the current image, as in CAT)."""
