@@ -17,7 +17,7 @@ from tests._engine_util import TinyNet, make_registry
 from vemkit.engine.hookspecs import hookimpl
 from vemkit.engine.recipe import StepResult
 from vemkit.options import Options
-from vemkit.stages import StepStage, TrainingStage
+from vemkit.stages import Stages, StepStage, TrainingStage
 
 
 class ShrinkStage(StepStage):
@@ -31,7 +31,7 @@ class ShrinkStage(StepStage):
         return f"keep the student's first {self.width} channels"
 
 
-class ToyStages(Options):
+class ToyStages(Stages):
     """The recipe's stages, in order."""
 
     pretrain: TrainingStage = TrainingStage(iterations=3, teacher="frozen")

@@ -348,3 +348,37 @@ def test_a_sweep_knows_a_finished_recipe_cell_and_where_its_result_lives(reg, da
     resume(run_dir, registry=reg)
     assert cell_state(cell) == "finished"
     assert result_dir(run_dir) == run_dir / "stages" / "03-distil"
+
+
+def test_a_partial_stage_override_keeps_the_stages_other_defaults(reg, data_root, tmp_path):
+    # ToyStages.pretrain defaults to TrainingStage(iterations=3, teacher="frozen")
+    config = recipe_config(data_root, tmp_path / "run", method={"stages": {"pretrain": {}}})
+    config["method"]["stages"]["pretrain"] = {"iterations": 5}
+    pretrain = make_spec(reg, config).method.stages.pretrain
+    assert (pretrain.iterations, pretrain.teacher) == (5, "frozen")
+
+
+def test_a_stage_sets_its_batch_size_and_hands_on_its_best_checkpoint(reg, data_root, tmp_path):
+    config = recipe_config(
+        data_root,
+        tmp_path / "run",
+        method={"stages": {"pretrain": {"batch_size": 1, "output": "best", "eval_every": 1}}},
+        eval={"best": "mae", "metrics": [{"type": "fake_mae"}]},
+    )
+    config["data"]["eval"] = {**config["data"]["train"], "split": "val"}
+    run_dir = tmp_path / "run"
+    run_engine(make_spec(reg, config), registry=reg)
+    stage = run_dir / "stages" / "01-pretrain"
+    assert yaml.safe_load((stage / "spec.resolved.yaml").read_text())["train"]["batch_size"] == 1
+    done = json.loads((stage / "DONE.json").read_text())
+    assert done["checkpoint"] == (stage / "checkpoints" / "best").resolve().name
+
+
+def test_an_earlier_stage_without_the_mi_term_serves_a_run_with_another_mi(
+    reg, data_root, tmp_path
+):
+    first = tmp_path / "first"
+    run_engine(make_spec(reg, recipe_config(data_root, first)), registry=reg)
+    second = recipe_config(data_root, tmp_path / "second", mi={"type": "vid", "weight": 0.5})
+    result = run_engine(make_spec(reg, second), registry=reg, start_from=f"{first}:shrink")
+    assert result.status == "finished"

@@ -28,7 +28,7 @@ from vemkit.engine import run as run_engine
 from vemkit.engine.hookspecs import hookimpl
 from vemkit.engine.recipe import StepResult
 from vemkit.options import Options
-from vemkit.stages import StepStage, TrainingStage
+from vemkit.stages import Stages, StepStage, TrainingStage
 from vemkit_plugins.compress.channels import analyze
 from vemkit_plugins.compress.importance import norm_scale_scores
 from vemkit_plugins.compress.macs import WidthMacs
@@ -60,7 +60,7 @@ class PruneStage(StepStage):
         return f"prune the student by |γ| to ≤ {self.share:.0%} of its MACs (paper convention)"
 
 
-class PruneStages(Options):
+class PruneStages(Stages):
     pretrain: TrainingStage = TrainingStage(iterations=3)
     """The wide student learns the targets."""
     prune: PruneStage = PruneStage()
@@ -122,7 +122,7 @@ class SearchStage(StepStage):
     """MAC budget as a share of the full supernet's MACs."""
 
 
-class OFAStages(Options):
+class OFAStages(Stages):
     supernet: TrainingStage = TrainingStage(iterations=4)
     """Each iteration trains one uniformly drawn sub-network."""
     search: SearchStage = SearchStage()

@@ -22,7 +22,7 @@ import copy
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from vemkit.options import Options
 
@@ -52,6 +52,9 @@ class TrainingStage(StageOptions):
 
     iterations: Annotated[int, Field(gt=0)] | None = None
     """Iterations of this stage; ``null``: the spec's ``train.iterations``."""
+    batch_size: Annotated[int, Field(gt=0)] | None = None
+    """Images per iteration per process in this stage; ``null``: the spec's
+    ``train.batch_size`` (CAT trained its teacher at 32 and its student at 80)."""
     teacher: Literal["online", "frozen"] | None = None
     """The teacher in this stage: trained alongside (``online``) or fixed (``frozen``);
     ``null``: the spec's ``teacher.mode``."""
@@ -65,6 +68,10 @@ class TrainingStage(StageOptions):
     eval_every: Annotated[int, Field(ge=0)] | None = None
     """Evaluate every this many iterations of the stage (0: at its end only); ``null``: the
     spec's ``eval.every``."""
+    output: Literal["last", "best"] = "last"
+    """The weights this stage hands to the stages after it: its last checkpoint, or its best
+    by ``eval.best`` (CAT and GAN-Compression hand on their best-FID teacher; the last one
+    when no evaluation picked a best)."""
     mi: bool | None = None
     """Whether the spec's MI term (``mi:``, e.g. VEM) takes part in this stage; ``null``: only
     in the recipe's last stage that trains the student (the distillation the paper adds VEM
@@ -75,6 +82,27 @@ class StepStage(StageOptions):
     """A one-shot step (prune, search, score) computed from the modules of the stages before."""
 
     kind: ClassVar[str] = "step"
+
+
+class Stages(Options):
+    """Base of a method's ``stages`` model (its fields, in order, are the recipe's stages).
+
+    A stage given in a spec is laid over that stage's default, key by key: with ``distil:
+    TrainingStage = TrainingStage(iterations=200_000, inherit=["teacher"])``, the override
+    ``--set method.stages.distil.iterations=9`` keeps ``inherit`` (pydantic alone would build a
+    fresh stage from ``{iterations: 9}`` and silently drop the other defaults)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            given, default = merged.get(name), field.default
+            if isinstance(given, dict) and isinstance(default, StageOptions):
+                merged[name] = {**default.model_dump(exclude_unset=True), **given}
+        return merged
 
 
 @dataclass(frozen=True)
@@ -148,6 +176,8 @@ def stage_spec_data(
     if isinstance(options, TrainingStage):
         if options.iterations is not None:
             data["train"]["iterations"] = options.iterations
+        if options.batch_size is not None:
+            data["train"]["batch_size"] = options.batch_size
         if options.teacher is not None:
             data["teacher"]["mode"] = options.teacher
         if options.eval_every is not None:
@@ -158,13 +188,18 @@ def stage_spec_data(
     return data
 
 
-def stage_fingerprint_data(spec_data: dict[str, Any], upto: str) -> dict[str, Any]:
-    """What a stage's result depends on: the spec without where it writes and without the
+def stage_fingerprint_data(
+    spec_data: dict[str, Any], upto: str, uses_mi: bool = True
+) -> dict[str, Any]:
+    """What a stage's result depends on: the spec without where it writes, without the
     options of the stages after ``upto`` (a later stage's budget does not change an earlier
-    stage's result)."""
+    stage's result) and, when no stage up to it uses the MI term, without ``mi`` (a ``mi:
+    none`` run's teacher and pruning serve a VEM run)."""
     data = copy.deepcopy(spec_data)
     data.pop("output", None)
     data.pop("name", None)
+    if not uses_mi:
+        data.pop("mi", None)
     stages = data.get("method", {}).get("stages")
     if isinstance(stages, dict):
         names = list(stages)

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, model_validator
 
 from vemkit.options import Options, Slot
-from vemkit.stages import StepStage, TrainingStage
+from vemkit.stages import Stages, StepStage, TrainingStage
 
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -680,7 +680,7 @@ class GCCDistilStage(TrainingStage):
     re-initialises the pruned network at random)."""
 
 
-class GCCStages(Options):
+class GCCStages(Stages):
     """GCC's recipe: sparse pre-training → pruning to a MAC budget → online distillation."""
 
     pretrain: GCCPretrainStage = GCCPretrainStage(iterations=10_000)
@@ -852,7 +852,7 @@ class CATStudentStage(TrainingStage):
         )
 
 
-class CATStages(Options):
+class CATStages(Stages):
     """CAT's recipe: train the teacher, prune it, distil into the pruned student."""
 
     teacher: CATTeacherStage = CATTeacherStage()

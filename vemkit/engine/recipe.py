@@ -33,6 +33,7 @@ import json
 import shutil
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,9 @@ def run_recipe(
                 )
             # Every process reads it from the folder (only rank 0 wrote it, before a barrier).
             output, _ = ckpt.latest(folder)
+            best = folder / ckpt.CHECKPOINTS / "best"
+            if stage.options.output == "best" and best.exists() and ckpt.verify(best) is None:
+                output = best.resolve()
             if output is None:
                 raise VemkitError(f"stage '{stage.name}' finished without writing its weights")
             summary = {"eval": last.eval, "step": last.step}
@@ -334,10 +338,17 @@ def _stage_spec(spec: Any, stage: StageInfo, archs: dict[str, Any], registry: An
         raise VemkitError(f"stage '{stage.name}': its spec does not validate: {exc}") from None
 
 
+def _uses_mi_upto(spec: Any, stage: str) -> bool:
+    recipe = recipe_of(spec)
+    names = [s.name for s in recipe]
+    upto = recipe[: names.index(stage) + 1] if stage in names else recipe
+    return any(s.uses_mi for s in upto)
+
+
 def _fingerprint(spec: Any, stage: str) -> str:
     import hashlib
 
-    data = stage_fingerprint_data(spec.to_dict(), stage)
+    data = stage_fingerprint_data(spec.to_dict(), stage, _uses_mi_upto(spec, stage))
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -380,9 +391,12 @@ def _run_step(
         else None
     )
     # Every process computes the same step from the same seed and the same data; rank 0 writes.
-    seed_everything(stage_spec.seed + 7919 * (stage.index + 1))
+    # Seeded by the stage's name, not its position: disabling an earlier stage (a teacher
+    # given as a checkpoint) does not change what a step draws.
+    salt = zlib.crc32(stage.name.encode())
+    seed_everything((stage_spec.seed + salt) % 2**31)
     stream = BatchStream(
-        train_set, stage_spec.train.batch_size, seed=stage_spec.seed + stage.index, device=device
+        train_set, stage_spec.train.batch_size, seed=(stage_spec.seed + salt) % 2**31, device=device
     )
     if dist.main:
         folder.mkdir(parents=True, exist_ok=True)
@@ -586,7 +600,8 @@ def _changed(source: Path, spec: Any, stage: str) -> str:
         theirs = read_source(source / SPEC_FILE).data
     except VemkitError:
         return "unknown"
-    a = stage_fingerprint_data(theirs, stage)
-    b = stage_fingerprint_data(spec.to_dict(), stage)
+    uses_mi = _uses_mi_upto(spec, stage)
+    a = stage_fingerprint_data(theirs, stage, uses_mi)
+    b = stage_fingerprint_data(spec.to_dict(), stage, uses_mi)
     changed = _diff(a, b)
     return ", ".join(changed[:8]) + (", ..." if len(changed) > 8 else "") or "unknown"
