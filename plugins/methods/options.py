@@ -481,7 +481,7 @@ class GanCompressionFinetuneStage(TrainingStage):
         return "fine-tune the chosen sub-network (a sub_mobile_resnet) from the supernet's weights"
 
 
-class GanCompressionStages(Options):
+class GanCompressionStages(Stages):
     """GAN-Compression's recipe, in order."""
 
     teacher: GanCompressionTeacherStage = GanCompressionTeacherStage()
