@@ -11,3 +11,6 @@ def register(registry) -> None:
     registry.add(
         "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
     )
+    registry.add(
+        "method", "cagc", options=o.CAGCOptions, factory="vemkit_plugins.methods.cagc:build"
+    )
