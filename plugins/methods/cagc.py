@@ -149,8 +149,14 @@ class CAGC:
             group=DISCRIMINATOR if training else None,
             config=d_config,
         )
-        if o.teacher_checkpoint is not None and stage.index == 0 and not program.meta:
-            self._load_teacher(program)
+        if o.teacher_checkpoint is not None and stage.index == 0:
+            # the core's warning about a frozen teacher without teacher.checkpoint does not apply
+            program.notes[:] = [n for n in program.notes if "teacher.checkpoint is null" not in n]
+            program.notes.append(
+                f"cagc: the teacher and discriminator come from {o.teacher_checkpoint}"
+            )
+            if not program.meta:
+                self._load_teacher(program)
         if not training:
             return
         role = "student" if stage.options.student else "teacher"
@@ -201,7 +207,8 @@ class CAGC:
 
         o = self.options
         if o.content_aware_kd:
-            self.mask = program.build("mask", o.stages.prune.mask)
+            if not program.meta:  # `vemkit plan` describes; a face parser needs its weights
+                self.mask = program.build("mask", o.stages.prune.mask)
             program.notes.append(
                 f"cagc: the KD is masked by the content mask '{_type(o.stages.prune.mask)}'"
             )
