@@ -67,6 +67,8 @@ ORDER_PATH = ORDER_STUDENT + 50
 MIX = "cagc.mix"
 """``state.values`` key of the generator phase's style-mixed z (shared by teacher and student)."""
 MASK = "cagc.mask"
+LPIPS_SIZE = 256
+"""CAGC's ``LPIPS_IMAGE_SIZE``: larger images are resized to it for the perceptual KD."""
 
 
 def generator_arch(generator: nn.Module) -> dict[str, Any]:
@@ -390,6 +392,10 @@ class CAGC:
     def _kd_perceptual(self, state: State) -> Tensor:
         assert self.distance is not None
         student, teacher = self._masked(state)
+        if student.shape[-1] > LPIPS_SIZE:  # CAGC pools larger images to 256 px for LPIPS
+            size = (LPIPS_SIZE, LPIPS_SIZE)
+            student = F.interpolate(student, size=size, mode="bilinear", align_corners=False)
+            teacher = F.interpolate(teacher, size=size, mode="bilinear", align_corners=False)
         self.distance.to(student.device)
         return self.distance(student, teacher).mean()
 
