@@ -409,3 +409,36 @@ def test_paper_spec_runs_each_stage_at_a_tiny_size(reg, path, faces, tmp_path):
     assert "cagc.kd_l1" in rows
     if data["mi"]["type"] != "none":
         assert f"mi.{data['mi']['type']}" in rows
+
+
+DEMO = sorted((ROOT / "specs").glob("cagc_demo*.yaml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", DEMO, ids=[p.stem for p in DEMO])
+def test_demo_spec_runs_every_stage_briefly(reg, path, tmp_path):
+    """The offline demo recipes as written (32 px networks, saliency mask), on random 32 px
+    images, two iterations per training stage; the random VGG stands in for Inception."""
+    faces = tmp_path / "fmnist32" / "train" / "0_class"
+    faces.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(faces / f"{i}.png")
+    data = yaml.safe_load(path.read_text())
+    for split in ("train", "eval"):
+        data["data"][split].update(root=str(tmp_path / "fmnist32"), split="train")
+    stages = data["method"]["stages"]
+    stages["teacher"]["iterations"] = stages["retrain"]["iterations"] = 2
+    stages["prune"]["n_samples"] = 4
+    data["method"]["perceptual"] = "random_vgg16"
+    data["train"].update(iterations=2, batch_size=2)
+    data["eval"] = {"every": 0, "samples": 2, "metrics": [{"type": "fake_mae"}]}
+    data["output"] = {"dir": str(tmp_path / "run"), "checkpoint_every": 0, "sample_every": 0}
+    result = run_engine(make_spec(reg, data), registry=reg, progress=False)
+    assert result.status == "finished" and result.stage == "retrain"
+    summary = json.loads((tmp_path / "run" / "stages" / "02-prune" / "summary.json").read_text())
+    assert summary["after"]["channels"] == {
+        "input": 16, "conv1": 16, "convs.0": 16, "convs.1": 16, "convs.2": 16, "convs.3": 16,
+        "convs.4": 8, "convs.5": 8,
+    }  # fmt: skip
+    assert "eval/mae" in (tmp_path / "run" / "stages" / "03-retrain" / "metrics.jsonl").read_text()
