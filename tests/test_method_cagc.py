@@ -343,6 +343,9 @@ def test_prune_stage_macs_at_256px_through_summary_and_profile(reg, tmp_path, ca
     assert summary["before"]["macs"] == 45_124_673_536  # CAGC's GENERATOR_FLOPS_256PX
     assert summary["after"]["macs"] == pytest.approx(4.1e9, rel=0.02)
     assert summary["after"]["channels"]["convs.11"] == 39
+    # the generic count (every layer, torchprofile's rule) beside CAGC's: 85.02G for the teacher
+    assert summary["macs_generic"]["before"] == pytest.approx(85.02e9, rel=1e-3)
+    assert summary["macs_generic"]["after"] < summary["macs_generic"]["before"] / 9
     parser = argparse.ArgumentParser(prog="vemkit")
     profile_cmd.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["profile", str(tmp_path / "run"), "--no-latency", "--json"])

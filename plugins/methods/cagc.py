@@ -94,6 +94,13 @@ def _type(config: Any) -> str:
     return str(config["type"] if isinstance(config, dict) else getattr(config, "type", "?"))
 
 
+def _generic_macs(generator: nn.Module) -> int:
+    """``vemkit profile``'s generic count (paper convention) of one z → image forward."""
+    from vemkit.profile import count_macs
+
+    return count_macs(generator, torch.zeros(1, generator.style_dim), "paper")
+
+
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -141,8 +148,11 @@ class CAGC:
         training = stage.is_training
         d_config = self._discriminator_config(spec)
         if training:
+            r1_interval = t.r1_every if t.r1_gamma > 0 else 0  # no R1: no lazy scaling
             program.add_group(
-                DISCRIMINATOR, optimizer=self._lazy_adam(t.r1_every), scheduler={"type": "constant"}
+                DISCRIMINATOR,
+                optimizer=self._lazy_adam(r1_interval),
+                scheduler={"type": "constant"},
             )
         program.add_module(
             DISCRIMINATOR,
@@ -456,8 +466,14 @@ class CAGC:
         before, after = _channels(teacher), _channels(student)
         summary = {
             "mask": _type(o.mask),
+            "mask_label": mask_label,
             "remove_ratio": o.remove_ratio,
-            "macs_convention": "cagc_analytic",
+            "macs_convention": "cagc_analytic (CAGC's count, the paper's 45.1B / 4.1B)",
+            "macs_generic": {
+                "convention": "paper (torchprofile rule, every layer; `vemkit profile`)",
+                "before": _generic_macs(teacher),
+                "after": _generic_macs(student),
+            },
             "before": {
                 "macs": teacher.named_macs()["cagc_analytic"],
                 "params": _params(teacher),
