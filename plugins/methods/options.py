@@ -359,6 +359,9 @@ class CAGCTeacherStage(TrainingStage):
     student: bool = False
     """No student in this stage; its evaluation scores the teacher's EMA generator."""
 
+    def describe(self, spec: Any) -> str:
+        return "train the StyleGAN2 teacher; its EMA generator is the teacher after"
+
 
 class CAGCRetrainStage(TrainingStage):
     """CAGC's retraining of the pruned student (``train.py``)."""
@@ -367,6 +370,12 @@ class CAGCRetrainStage(TrainingStage):
     """Iterations of the retraining (the paper: 450k at batch 16)."""
     teacher: Literal["online", "frozen"] | None = "frozen"
     """The teacher is fixed while the student distils from it."""
+
+    def describe(self, spec: Any) -> str:
+        return (
+            "retrain the pruned student from its pruned weights: StyleGAN2 losses + "
+            "content-aware KD from the frozen teacher"
+        )
 
 
 class CAGCStages(Options):
