@@ -57,11 +57,14 @@ demo: install
 # retrained on Fashion-MNIST 32 px, with VEM and with `mi: none`; FID of both in
 # runs/demo-cagc/report/report.html.
 DEMO_CAGC := runs/demo-cagc
+DEMO_CAGC_EVAL := --metrics '[{type: fid, num_samples: 200}]' --max-items 200 --no-teacher
 demo-cagc: install
 	$(BIN)/vemkit data get fmnist32
 	rm -rf $(DEMO_CAGC)
 	$(BIN)/vemkit run specs/cagc_demo_vem.yaml --set output.dir=$(DEMO_CAGC)/cagc-vem
 	$(BIN)/vemkit run specs/cagc_demo.yaml --set output.dir=$(DEMO_CAGC)/cagc
+	$(BIN)/vemkit eval $(DEMO_CAGC)/cagc-vem $(DEMO_CAGC_EVAL)
+	$(BIN)/vemkit eval $(DEMO_CAGC)/cagc $(DEMO_CAGC_EVAL)
 	$(BIN)/vemkit report $(DEMO_CAGC)/cagc-vem $(DEMO_CAGC)/cagc --out $(DEMO_CAGC)/report \
 		--title "vemkit CAGC demo: CAGC vs CAGC + VEM on Fashion-MNIST 32 px"
 
