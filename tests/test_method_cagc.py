@@ -27,6 +27,7 @@ from vemkit.engine import resume
 from vemkit.engine import run as run_engine
 from vemkit.engine.program import compile
 from vemkit.engine.state import State
+from vemkit.errors import VemkitError
 from vemkit.stages import recipe_of, stage_spec_data
 from vemkit_plugins.archs.stylegan2 import stylegan2_net_shape_macs
 from vemkit_plugins.methods.lpips import FeatureDistance, lpips_form
@@ -445,3 +446,43 @@ def test_demo_spec_runs_every_stage_briefly(reg, path, tmp_path):
         "convs.4": 8, "convs.5": 8,
     }  # fmt: skip
     assert "eval/mae" in (tmp_path / "run" / "stages" / "03-retrain" / "metrics.jsonl").read_text()
+
+
+def test_lpips_network_applies_scaling_taps_and_channel_weights(tmp_path):
+    from vemkit_plugins.methods import lpips
+
+    torch.manual_seed(0)
+    trunk = lpips._vgg16_full_trunk()
+    lin = {
+        f"lin{i}.model.1.weight": torch.full((1, c, 1, 1), 1.0 / c)
+        for i, c in enumerate(lpips.LPIPS_CHANNELS)
+    }
+    net = lpips.LPIPS(trunk.state_dict(), lin)
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+
+    def taps(x):
+        x, out = (x - shift) / scale, []
+        for i, layer in enumerate(trunk):
+            x = layer(x)
+            if i in (3, 8, 15, 22, 29):
+                out.append(x)
+        return out
+
+    with torch.no_grad():
+        got = net(a, b)
+        want = lpips_form(taps(a), taps(b))  # weights 1/C = the uniform mean over channels
+    assert got.shape == (2, 1, 1, 1)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert net(a, a).abs().max().item() == 0
+    # files: an lpips vgg.pth and torchvision's VGG16 (features.* keys, classifier ignored)
+    torch.save(lin, tmp_path / "vgg.pth")
+    features = {f"features.{k}": v for k, v in trunk.state_dict().items()}
+    torch.save({**features, "classifier.0.weight": torch.zeros(2, 2)}, tmp_path / "vgg16.pth")
+    loaded = lpips.load_lpips(tmp_path / "vgg.pth", tmp_path / "vgg16.pth")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(a, b), got)
+    torch.save({"lin0.model.1.weight": lin["lin0.model.1.weight"]}, tmp_path / "short.pth")
+    with pytest.raises(VemkitError, match="lin1"):
+        lpips.load_lpips(tmp_path / "short.pth", tmp_path / "vgg16.pth")
