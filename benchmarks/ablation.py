@@ -1,35 +1,29 @@
-"""The MI ablation (paper Table 4's protocol) on the offline demo tasks, over several seeds.
+"""The MI ablation (paper Table 4's protocol) on the offline demo tasks: a thin caller of
+``vemkit sweep``.
 
-For every task, MI term and seed: train the ablation spec ``specs/ablations/<task>_omgd_<mi>.yaml``
-through ``vemkit.run`` with the same budget for every MI term (``--iterations``, the spec's
-batch), one after the other with one CPU thread each (``train.threads``), then evaluate the
-student with ``vemkit.evaluate.evaluate_target`` on the first ``--fid-samples`` evaluation items:
-FID (and KID) against the targets of those same items, PSNR and SSIM to them. The paired task
-(``edges2shoes-fmnist``) scores against the true shoes; the unpaired one (``emoji``) against the
-held-out true pairs of ``test_pairs.txt``. Only the MI term differs between the runs of a task.
+For every method (``--methods``) and task (``--tasks``) it sweeps one spec,
+``specs/ablations/<setting>/<task>_<method>.yaml``, over the MI arms (``--arms``: ``none``,
+``vid``, ``crd``, ``vem`` and two VEM sampler variants) × the seeds, with ``vemkit.sweep``:
+every cell a plain ``vemkit run`` in ``<runs>/<method>/<task>/<arm>/seed<k>``, several at a time
+(``--jobs``), then ``vemkit eval`` on the first ``--fid-samples`` evaluation items (FID/KID
+from that many samples, PSNR/SSIM against the true targets: the shoes, or the held-out true
+pairs of the emoji set), then the sweep's report with the paired differences to ``none``.
+Where the setting has a teacher spec (``<task>_teacher.yaml``: the frozen pre-trained teachers
+every arm shares), it is trained first, once, in ``<runs>/teachers/<task>``.
 
-Runs live in ``benchmarks/results/ablation/<task>/<mi>/seed<k>/``. A run whose ``eval.json``
-belongs to the same resolved spec and the same metrics is skipped, so an interrupted ablation is
-continued by running the same command again. Checkpoints are deleted once evaluated
-(``--keep-checkpoints`` keeps them: several hundred MB per run).
-
-Prints a Markdown table of mean ± sample std per (task, MI term) and writes
-``benchmarks/results/ablation.json`` (machine, torch, threads, budget, wall time, load average,
-every run's scores and the summary); ``vemkit report``'s tables go to ``ablation/report/``.
-FID from a few hundred samples is strongly biased upwards (compare only runs scored with the
-same N); KID is unbiased at small N.
+Resumable: run the same command again; finished cells and the finished teacher are skipped,
+stopped ones resumed, current evaluations reused. Prints the sweep's tables per (method, task)
+and writes ``benchmarks/results/ablation.json`` (machine, load, wall time, budget, every cell's
+scores and every paired statistic); each sweep's report is in ``<runs>/<method>/<task>/report/``.
 
 Run from the repository root (the specs' data roots are relative):
-``python -m benchmarks.ablation --iterations 200 --seeds 0 1 2``.
+``python -m benchmarks.ablation --seeds 0 1 2 --jobs 2``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import shutil
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,9 +41,55 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS / "ablation.json"
 DEFAULT_RUNS = RESULTS / "ablation"
-MIS = ("none", "vid", "crd", "vem")
-SCORES = (("fid", False), ("kid_mean", False), ("psnr", True), ("ssim", True))
-"""The scores summarised, with their direction (higher is better)."""
+
+METHODS = {
+    # Adding a method is this one line, plus its spec files under the settings' patterns.
+    "omgd": "OMGD (Ren et al., ICCV 2021)",
+}
+
+ARMS: dict[str, tuple[str, ...]] = {
+    "none": ("mi.type=none",),
+    # The VEM authors' VID: a Gaussian q(t|s) on the output images, mean = the student image.
+    "vid": ("mi.type=vid", "mi.regressor=none"),
+    "crd": ("mi.type=crd",),
+    "vem": ("mi.type=vem",),  # the paper's sampler: sigma 0.005 at step 100, temperature ~1e-7
+    # Temperature 1 (sigma = sqrt(2 step)): exp(-E) is then the density the bound is about;
+    # step 0.1 so that step x K = 1, what the known-answer tests need (reference/mi_known_answer).
+    "vem-t1": ("mi.type=vem", "mi.sampler.noise_std=auto", "mi.sampler.step_size=0.1"),
+    # ... with the chains started from the batch's positives shuffled (marginal samples).
+    "vem-t1-marginal": (
+        "mi.type=vem",
+        "mi.sampler.noise_std=auto",
+        "mi.sampler.step_size=0.1",
+        "mi.sampler.init=marginal",
+    ),
+}
+PAPER_ARMS = ("none", "vid", "crd", "vem")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Where a setting's specs are: ``{task}`` and ``{method}`` stand for the names."""
+
+    spec: str
+    teacher: str | None
+    about: str
+
+
+SETTINGS = {
+    "cpu": Setting(
+        "specs/ablations/cpu/{task}_{method}.yaml",
+        "specs/ablations/cpu/{task}_teacher.yaml",
+        "CPU-sized: 4x narrower nets than the paper, frozen pre-trained teachers shared by "
+        "every cell (see each spec's header)",
+    ),
+    "gpu": Setting(
+        "specs/ablations/{task}_{method}_vem.yaml",
+        None,
+        "the paper's widths (teachers ngf 64 (+ deep 16), student 16, energy c = 32), online "
+        "teachers as OMGD trains them, on the 64 px demo sets",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -57,263 +97,145 @@ class Task:
     """One demo task of the ablation."""
 
     name: str
-    spec: str
-    """Spec path relative to the repository, ``{mi}`` standing for the MI term."""
+    stem: str
+    """The task's part of the spec file names."""
     about: str
-
-    def spec_path(self, mi: str) -> Path:
-        return REPO / self.spec.format(mi=mi)
 
 
 TASKS = {
     "edges2shoes-fmnist": Task(
         "edges2shoes-fmnist",
-        "specs/ablations/edges2shoes_fmnist_omgd_{mi}.yaml",
-        "paired: OMGD pix2pix (U-Net ngf 64 + U-Net-deepest ngf 16 → U-Net ngf 16), 64 px, "
-        "batch 4; PSNR/SSIM to the true shoes",
+        "edges2shoes_fmnist",
+        "paired: pix2pix on edges -> Fashion-MNIST shoes, 64 px; PSNR/SSIM to the true shoes",
     ),
     "emoji": Task(
         "emoji",
-        "specs/ablations/emoji_omgd_{mi}.yaml",
-        "unpaired: OMGD CycleGAN (Mobile ResNet ngf 64 → ngf 16), 64 px, batch 1; PSNR/SSIM "
-        "on the held-out true pairs",
+        "emoji",
+        "unpaired: CycleGAN on Google -> Twitter emoji, 64 px; PSNR/SSIM on the held-out true "
+        "pairs",
     ),
 }
 
 
-# -- one run ------------------------------------------------------------------------------------
 def metric_configs(fid_samples: int) -> list[dict[str, Any]]:
     """The evaluation: FID/KID from ``fid_samples`` images, PSNR and SSIM on the same items."""
     return [{"type": "fid", "num_samples": fid_samples}, {"type": "psnr"}, {"type": "ssim"}]
 
 
-def run_overrides(args: argparse.Namespace, mi: str, seed: int, run_dir: Path) -> list[str]:
-    """The ``--set`` overrides of one run: seed, budget, threads, place; no evaluation while
-    training (the benchmark evaluates once, after), a checkpoint only at the end."""
-    overrides = [
-        f"seed={seed}",
-        f"train.iterations={args.iterations}",
-        f"train.threads={args.threads}",
-        f"train.device={args.device}",
-        "eval.metrics=[]",
-        "eval.best=null",
-        "eval.every=0",
-        f"output.dir={run_dir}",
-        "output.checkpoint_every=0",
-        "output.sample_every=0",
-    ]
-    if args.batch_size is not None:
-        overrides.append(f"train.batch_size={args.batch_size}")
-    overrides += args.overrides
-    overrides += [o for name, o in args.mi_overrides if name == mi]
-    return overrides
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _same_run(run_dir: Path, spec: Any) -> bool:
-    """``run_dir`` holds a run of exactly this resolved spec (hash in ``run.json``)."""
-    from vemkit.engine.run import RUN_INFO, spec_hash
-
-    info = _json(run_dir / RUN_INFO)
-    return info is not None and info.get("spec_hash") == spec_hash(spec)
-
-
-def _finished_checkpoint(run_dir: Path, iterations: int) -> bool:
-    from vemkit.engine import checkpoint as ckpt
-
-    path, _ = ckpt.latest(run_dir)
-    if path is None:
-        return False
-    done = _json(path / ckpt.COMPLETE) or {}
-    return done.get("step") == iterations
-
-
-def _same_evaluation(evaluation: dict[str, Any], metrics: list[dict[str, Any]], step: int) -> bool:
-    """``eval.json`` scored the final checkpoint with these metrics (options as given)."""
-    configs = evaluation.get("metric_configs")
-    if evaluation.get("step") != step or not isinstance(configs, list):
-        return False
-    if len(configs) != len(metrics):
-        return False
-    return all(
-        isinstance(c, dict) and all(c.get(k) == v for k, v in m.items())
-        for c, m in zip(configs, metrics, strict=True)
-    )
-
-
-def _train_seconds(run_dir: Path) -> float | None:
-    """Elapsed training time: the ``time`` of the last line of ``metrics.jsonl``."""
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    for text in reversed(lines):
-        try:
-            value = json.loads(text).get("time")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(value, int | float):
-            return float(value)
-    return None
-
-
-def run_one(
-    task: Task,
-    mi: str,
-    seed: int,
-    args: argparse.Namespace,
-    *,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Train (unless done) and evaluate (unless done) one run; its record for the JSON."""
-    import vemkit
-    from vemkit.evaluate import EVAL_FILE, evaluate_target
-    from vemkit.spec import load_spec
-
-    run_dir = (args.runs / task.name / mi / f"seed{seed}").resolve()
-    spec = load_spec(task.spec_path(mi), run_overrides(args, mi, seed, run_dir))
-    metrics = metric_configs(args.fid_samples)
-    record: dict[str, Any] = {"task": task.name, "mi": mi, "seed": seed, "run_dir": _shown(run_dir)}
-    evaluation = _json(run_dir / EVAL_FILE)
-    same = _same_run(run_dir, spec)
-    if same and evaluation is not None and _same_evaluation(evaluation, metrics, args.iterations):
-        record["reused"] = True
-    else:
-        record["reused"] = False
-        if not (same and _finished_checkpoint(run_dir, args.iterations)):
-            started = _timing.now()
-            vemkit.run(spec, run_dir=run_dir, overwrite=True, progress=False)
-            record["train_wall_seconds"] = _timing.now() - started
-        evaluation, _ = evaluate_target(
-            run_dir,
-            checkpoint="last",
-            metrics=metrics,
-            max_items=args.fid_samples,
-            batch_size=args.eval_batch_size,
-            device=args.device,
-            teacher=False,
-        )
-        if not args.keep_checkpoints:
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    scores = evaluation["student"]["metrics"]
-    record.update(
-        {
-            "iterations": evaluation.get("step"),
-            "batch_size": spec.train.batch_size,
-            "eval_items": evaluation.get("items"),
-            "train_seconds": _train_seconds(run_dir),
-            "eval_seconds": evaluation.get("seconds"),
-            "metrics": {k: scores.get(k) for k, _ in SCORES if k in scores},
-        }
-    )
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items())
-    log(
-        f"{task.name} mi={mi} seed={seed}: "
-        + ("reused, " if record["reused"] else "")
-        + f"{_seconds(record['train_seconds'])} training, "
-        f"{_seconds(record['eval_seconds'])} evaluation; {shown}"
-    )
-    return record
+def _path(pattern: str, task: Task, method: str) -> Path:
+    return REPO / pattern.format(task=task.stem, method=method)
 
 
 def _shown(path: Path) -> str:
     """``path`` relative to the working directory when below it (shorter JSON and labels)."""
     try:
-        return str(path.relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 
 
-def _seconds(value: Any) -> str:
-    return f"{value:.0f} s" if isinstance(value, int | float) else "? s"
+def teacher_paths(cell_spec: Path, teacher_out: str, teacher_dir: Path) -> list[str]:
+    """Overrides pointing every path of ``cell_spec`` below the teacher spec's ``output.dir``
+    (its checkpoints: ``teacher.checkpoint``, a method's extra teacher weights) at
+    ``teacher_dir``, where this ablation trained the teacher."""
+    import yaml
 
+    data = yaml.safe_load(cell_spec.read_text(encoding="utf-8"))
+    prefix = teacher_out.rstrip("/") + "/"
+    out: list[str] = []
 
-# -- summary ------------------------------------------------------------------------------------
-def _stats(values: list[float]) -> dict[str, Any]:
-    finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
-    if not finite:
-        return {"mean": math.nan, "std": math.nan, "n": 0, "values": values}
-    std = statistics.stdev(finite) if len(finite) > 1 else math.nan
-    return {"mean": statistics.fmean(finite), "std": std, "n": len(finite), "values": values}
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*path, str(k)))
+        elif isinstance(node, str) and node.startswith(prefix):
+            out.append(f"{'.'.join(path)}={teacher_dir / node[len(prefix) :]}")
 
-
-def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± sample std of every score per (task, MI term), with the change against ``none``
-    (difference of the means) where the ablation ran ``none``."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault((r["task"], r["mi"]), []).append(r)
-    out = []
-    for (task, mi), members in groups.items():
-        scores = {
-            key: _stats([m["metrics"][key] for m in members if key in m["metrics"]])
-            for key, _ in SCORES
-            if any(key in m["metrics"] for m in members)
-        }
-        train = [m["train_seconds"] for m in members if m.get("train_seconds") is not None]
-        out.append(
-            {
-                "task": task,
-                "mi": mi,
-                "seeds": [m["seed"] for m in members],
-                "metrics": scores,
-                "train_seconds_mean": statistics.fmean(train) if train else None,
-            }
-        )
-    for row in out:
-        base = next((b for b in out if b["task"] == row["task"] and b["mi"] == "none"), None)
-        if base is not None:
-            row["delta_vs_none"] = {
-                k: v["mean"] - base["metrics"][k]["mean"]
-                for k, v in row["metrics"].items()
-                if k in base["metrics"]
-            }
+    walk(data, ())
     return out
 
 
-def _cell(stats: dict[str, Any], decimals: int) -> str:
-    from vemkit.report import format_values
+def train_teacher(
+    setting: Setting, task: Task, method: str, args: argparse.Namespace, *, log: Any, runner: Any
+) -> list[str]:
+    """Train the setting's teacher spec for ``task`` once (skipped when finished); the cell
+    overrides that point at its weights."""
+    from vemkit import sweep as sweeps
 
-    finite = [v for v in stats["values"] if isinstance(v, int | float) and math.isfinite(v)]
-    return format_values(finite, decimals)
+    if setting.teacher is None:
+        return []
+    spec_path = _path(setting.teacher, task, method)
+    if not spec_path.is_file():
+        return []
+    from vemkit.spec import load_spec
+
+    out = args.runs / "teachers" / task.name
+    overrides = [*args.overrides, f"train.device={args.device}", *args.teacher_overrides]
+    plan = sweeps.plan(
+        spec_path,
+        [sweeps.Axis("teacher", (sweeps.Arm("teacher", ()),))],
+        [load_spec(spec_path, overrides).seed],
+        out=out,
+        overrides=overrides,
+        threads=args.threads,
+    )
+    if not args.dry_run:
+        log(f"{task.name}: teacher ({_shown(spec_path)}) in {_shown(plan.cells[0].run_dir)}")
+        sweeps.train_cells(plan, jobs=1, log=log, runner=runner)
+    # The cell spec names the teacher's weights below the teacher spec's own output.dir.
+    original = load_spec(spec_path).run_dir()
+    return teacher_paths(_path(setting.spec, task, method), original, plan.cells[0].run_dir)
 
 
-def tables(summary: list[dict[str, Any]]) -> str:
-    """One Markdown table per task; the best mean of each score in bold."""
-    decimals = {"fid": 1, "kid_mean": 4, "psnr": 2, "ssim": 4}
-    heads = {"fid": "FID ↓", "kid_mean": "KID ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑"}
-    blocks = []
-    for task in dict.fromkeys(r["task"] for r in summary):
-        rows = [r for r in summary if r["task"] == task]
-        keys = [k for k, _ in SCORES if any(k in r["metrics"] for r in rows)]
-        best: dict[str, str] = {}
-        for key, higher in SCORES:
-            means = [(r["metrics"][key]["mean"], r["mi"]) for r in rows if key in r["metrics"]]
-            means = [(m, mi) for m, mi in means if math.isfinite(m)]
-            if len(means) > 1:
-                best[key] = (max(means) if higher else min(means))[1]
-        body = []
-        for r in rows:
-            cells = [r["mi"], str(len(r["seeds"]))]
-            for key in keys:
-                text = _cell(r["metrics"][key], decimals[key]) if key in r["metrics"] else "-"
-                cells.append(f"**{text}**" if best.get(key) == r["mi"] else text)
-            delta = (r.get("delta_vs_none") or {}).get("fid")
-            cells.append("" if delta is None or r["mi"] == "none" else f"{delta:+.1f}")
-            t = r["train_seconds_mean"]
-            cells.append(f"{t:.0f}" if t is not None else "-")
-            body.append(cells)
-        header = ["mi", "seeds", *(heads[k] for k in keys), "ΔFID vs none", "train s/run"]
-        about = TASKS[task].about if task in TASKS else ""
-        blocks.append(f"**{task}** ({about})\n\n" + _timing.markdown_table(header, body))
-    return "\n\n".join(blocks)
+def sweep_one(
+    setting: Setting,
+    task: Task,
+    method: str,
+    args: argparse.Namespace,
+    *,
+    log: Callable[[str], None],
+    runner: Any,
+) -> dict[str, Any]:
+    """The sweep of one (method, task); its plan, results and report paths."""
+    from vemkit import sweep as sweeps
+    from vemkit.sweep_report import paired_summary_lines
+
+    spec_path = _path(setting.spec, task, method)
+    if not spec_path.is_file():
+        raise SystemExit(
+            f"no {args.setting} spec for method {method} on task {task.name}: "
+            f"{_shown(spec_path)} does not exist"
+        )
+    teacher = train_teacher(setting, task, method, args, log=log, runner=runner)
+    arms = [
+        sweeps.Arm(name, (*ARMS[name], *(o for a, o in args.mi_overrides if a == name)))
+        for name in args.arms
+    ]
+    overrides = [*args.overrides, *teacher, f"train.device={args.device}"]
+    if args.iterations is not None:
+        overrides.append(f"train.iterations={args.iterations}")
+    if args.batch_size is not None:
+        overrides.append(f"train.batch_size={args.batch_size}")
+    plan = sweeps.plan(
+        spec_path,
+        [sweeps.Axis(sweeps.ARM_AXIS, tuple(arms))],
+        args.seeds,
+        out=args.runs / method / task.name,
+        overrides=overrides,
+        threads=args.threads,
+        metrics=metric_configs(args.fid_samples),
+        eval_items=args.fid_samples,
+        baseline="none" if "none" in args.arms else None,
+    )
+    if args.dry_run:
+        plan.write_plan()
+        print(sweeps.describe(plan))
+        return {"plan": plan, "evaluations": None}
+    title = f"MI ablation: {METHODS[method]} on {task.name} ({args.setting} setting)"
+    result = sweeps.run_sweep(plan, jobs=args.jobs, log=log, runner=runner, title=title)
+    lines = paired_summary_lines(plan, result["evaluations"])
+    return {"plan": plan, "evaluations": result["evaluations"], "report": result["report"],
+            "lines": lines}  # fmt: skip
 
 
 # -- command line -------------------------------------------------------------------------------
@@ -321,51 +243,67 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.ablation",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="example: python -m benchmarks.ablation --tasks edges2shoes-fmnist --iterations 200 "
-        "--seeds 0 1 2 --fid-samples 256",
+        epilog="example: python -m benchmarks.ablation --tasks edges2shoes-fmnist --seeds 0 1 2 "
+        "--jobs 2",
     )
+    p.add_argument("--setting", choices=list(SETTINGS), default="cpu", help="spec set (cpu)")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
-    p.add_argument("--mi", nargs="+", choices=list(MIS), default=list(MIS), help="MI terms")
+    p.add_argument(
+        "--arms",
+        "--mi",
+        dest="arms",
+        nargs="+",
+        choices=list(ARMS),
+        default=list(ARMS),
+        help="MI arms (default: all; the paper's are none vid crd vem)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument(
-        "--iterations", type=int, default=200, help="training iterations of every run (200)"
+        "--iterations", type=int, default=None, help="training iterations (default: the spec's)"
     )
     p.add_argument("--batch-size", type=int, default=None, help="default: the spec's")
     p.add_argument(
         "--fid-samples",
         type=int,
         default=256,
-        help="evaluation items (FID/KID samples, PSNR/SSIM items) per run, the same for all (256)",
+        help="evaluation items (FID/KID samples, PSNR/SSIM items) per cell, the same for all",
     )
-    p.add_argument("--eval-batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (1)")
+    p.add_argument("--jobs", type=int, default=2, help="cells trained at a time (2)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per cell (1)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    add_set_option(p, help="spec override for every run (repeatable)")
+    add_set_option(p, help="spec override for every cell and the teacher (repeatable)")
+    p.add_argument(
+        "--teacher-set",
+        dest="teacher_overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="spec override for the teacher's run only (repeatable)",
+    )
     p.add_argument(
         "--mi-set",
         dest="mi_overrides",
         nargs=2,
         action="append",
         default=[],
-        metavar=("MI", "PATH=VALUE"),
-        help="spec override for the runs of one MI term, e.g. --mi-set vem mi.weight=0.2",
+        metavar=("ARM", "PATH=VALUE"),
+        help="spec override for the cells of one arm, e.g. --mi-set vem mi.weight=0.2",
     )
-    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="folder of the run directories")
+    p.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="folder of the sweeps")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON file to write")
-    p.add_argument(
-        "--keep-checkpoints", action="store_true", help="keep each run's checkpoints after eval"
-    )
-    p.add_argument("--no-report", action="store_true", help="skip the `vemkit report` tables")
+    p.add_argument("--dry-run", action="store_true", help="write and print the plans only")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
-    for name in ("iterations", "fid_samples", "eval_batch_size", "threads"):
+    for name in ("fid_samples", "threads", "jobs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.batch_size is not None and args.batch_size < 1:
-        p.error("--batch-size must be at least 1")
-    for mi, _ in args.mi_overrides:
-        if mi not in MIS:
-            p.error(f"--mi-set: unknown MI term {mi!r} (one of {', '.join(MIS)})")
+    for name in ("iterations", "batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    for arm, _ in args.mi_overrides:
+        if arm not in ARMS:
+            p.error(f"--mi-set: unknown arm {arm!r} (one of {', '.join(ARMS)})")
     if args.device == "auto":
         import torch
 
@@ -373,38 +311,56 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    import torch
+def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
+    """``runner``: the sweep's process runner (None: ``python -m vemkit`` processes)."""
+    from vemkit.errors import VemkitError
 
-    torch.set_num_threads(args.threads)  # the evaluation runs in this process too
+    args = parse_args(argv)
 
     def log(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
+    setting = SETTINGS[args.setting]
     load_before = _timing.load_average()
     started = _timing.now()
-    plan = [(TASKS[t], mi, seed) for t in args.tasks for mi in args.mi for seed in args.seeds]
-    runs = []
-    for i, (task, mi, seed) in enumerate(plan):
-        log(f"[{i + 1}/{len(plan)}] {task.name} mi={mi} seed={seed}")
-        runs.append(run_one(task, mi, seed, args, log=log))
+    done = []
+    try:
+        for method in args.methods:
+            for name in args.tasks:
+                done.append(
+                    (method, TASKS[name], sweep_one(
+                        setting, TASKS[name], method, args, log=log, runner=runner))
+                )  # fmt: skip
+    except VemkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.dry_run:
+        return 0
     wall = _timing.now() - started
-    summary = summarise(runs)
 
-    report_path = None
-    if not args.no_report:
-        from vemkit.errors import VemkitError
-        from vemkit.report import write_report
-
-        try:
-            written = write_report(
-                [r["run_dir"] for r in runs], args.runs / "report", title="vemkit MI ablation"
+    cells, statistics, reports = [], [], {}
+    for method, task, got in done:
+        plan, evaluations = got["plan"], got["evaluations"]
+        for c in plan.cells:
+            data = evaluations[c.index]
+            cells.append(
+                {
+                    "method": method,
+                    "task": task.name,
+                    "arm": c.config,
+                    "seed": c.seed,
+                    "run_dir": _shown(c.run_dir),
+                    "iterations": data.get("step"),
+                    "batch_size": c.spec.train.batch_size,
+                    "eval_items": data.get("items"),
+                    "eval_seconds": data.get("seconds"),
+                    "metrics": data["student"]["metrics"],
+                }
             )
-            report_path = str(written.get("md"))
-        except VemkitError as exc:
-            log(f"warning: no report ({exc})")
+        summary = json.loads((plan.out / "sweep.json").read_text(encoding="utf-8"))
+        statistics += [{"method": method, "task": task.name, **r} for r in summary["statistics"]]
+        reports[f"{method}/{task.name}"] = _shown(Path(got["report"]["md"]))
 
     result = {
         "benchmark": "ablation",
@@ -412,42 +368,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": _timing.load_average(),
         "wall_seconds": wall,
-        "run_seconds_total": sum(
-            (r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0) for r in runs
-        ),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "setting": {"name": args.setting, "about": setting.about},
         "budget": {
             "iterations": args.iterations,
-            "batch_size": {t: _batch(runs, t) for t in args.tasks},
             "seeds": args.seeds,
+            "jobs": args.jobs,
             "threads": args.threads,
             "fid_samples": args.fid_samples,
             "overrides": args.overrides,
             "mi_overrides": [list(x) for x in args.mi_overrides],
         },
-        "tasks": {t: {"spec": TASKS[t].spec, "about": TASKS[t].about} for t in args.tasks},
+        "arms": {a: list(ARMS[a]) for a in args.arms},
+        "methods": {m: METHODS[m] for m in args.methods},
+        "tasks": {t: TASKS[t].about for t in args.tasks},
         "metrics": metric_configs(args.fid_samples),
-        "runs": runs,
-        "summary": summary,
-        "report": report_path,
+        "cells": cells,
+        "statistics": statistics,
+        "reports": reports,
     }
     _timing.write_json_atomic(args.output, result)
     m = result["machine"]
-    total = result["run_seconds_total"] / 60
     print(
-        f"MI ablation: {args.iterations} iterations per run, seeds {args.seeds}, "
-        f"{args.fid_samples} evaluation items; {m['cpu']} ({m['cores']} cores), {args.threads} "
-        f"thread(s), torch {m['torch']}, device {m['device']}; wall {wall / 60:.1f} min (every "
-        f"run's training + evaluation, reused ones included: {total:.1f} min); load average "
-        f"{load_before} before, {result['load_after']} after\n"
+        f"MI ablation ({args.setting} setting: {setting.about}); seeds {args.seeds}, "
+        f"{args.fid_samples} evaluation items per cell; {m['cpu']} ({m['cores']} cores), "
+        f"{args.jobs} cell(s) at a time with {args.threads} thread(s) each, torch {m['torch']}, "
+        f"device {m['device']}; wall {wall / 60:.1f} min; load average {load_before} before, "
+        f"{result['load_after']} after\n"
     )
-    print(tables(summary))
-    print(f"\nJSON: {args.output}" + (f"; report: {report_path}" if report_path else ""))
+    for method, task, got in done:
+        print(f"**{METHODS[method]}, {task.name}** ({task.about})\n")
+        print("\n".join(got["lines"]))
+    print(f"JSON: {args.output}; reports: {', '.join(reports.values())}")
     return 0
-
-
-def _batch(runs: list[dict[str, Any]], task: str) -> int | None:
-    return next((r["batch_size"] for r in runs if r["task"] == task), None)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Start-up cost of the CLI: `vemkit --help` and `vemkit validate` against bare Python imports.
+"""Start-up cost of the CLI: `vemkit --help`, `plugins` and `validate` against bare imports.
 
 Each command runs as a fresh process, the sides alternated, ``--repeats`` times; the table gives
 medians and the ratio to ``python -c "import pydantic, yaml, pluggy"`` (target for validate:
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "import pydantic, yaml, pluggy",
             ],
             "vemkit --help": [*VEMKIT, "--help"],
+            "vemkit plugins": [*VEMKIT, "plugins"],
             "vemkit validate specs/quickstart.yaml": [*VEMKIT, "validate", "specs/quickstart.yaml"],
             f"vemkit validate <{len(spec300.read_text().splitlines())}-line spec>": [
                 *VEMKIT,

@@ -82,24 +82,10 @@ class FakeMAE:
 
 
 def make_registry() -> Registry:
-    from vemkit_plugins import (
-        archs,
-        compress,
-        data,
-        energies,
-        losses,
-        masks,
-        methods,
-        metrics,
-        mi,
-        optim,
-        samplers,
-    )
+    from vemkit_plugins import builtins
 
     reg = Registry()
-    packages = (archs, compress, data, energies, losses, masks, methods, metrics, mi, optim)
-    for package in (*packages, samplers):
-        package.register(reg)
+    builtins.vemkit_register(reg)  # every built-in, as the entry point registers them
     reg.add("arch", "tiny", options=TinyOptions, factory=build_tiny)
     reg.add("metric", "fake_mae", options=FakeMetricOptions, factory=lambda o, **_: FakeMAE())
     return reg

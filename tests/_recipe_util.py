@@ -90,9 +90,10 @@ class ToyRecipe:
             ):
                 slices = tuple(slice(0, n) for n in target.shape)
                 target.copy_(source[slices] if source.dim() else source)
-        counter = context["run_dir"] / "step_calls.json"
-        calls = json.loads(counter.read_text()) if counter.exists() else 0
-        counter.write_text(json.dumps(calls + 1))
+        if context["dist"].main:  # every process computes the step; one writes
+            counter = context["run_dir"] / "step_calls.json"
+            calls = json.loads(counter.read_text()) if counter.exists() else 0
+            counter.write_text(json.dumps(calls + 1))
         if self.kill_at == (stage.name, 0):
             os.kill(os.getpid(), signal.SIGKILL)
         before = old.body[0].out_channels

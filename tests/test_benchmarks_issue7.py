@@ -49,17 +49,32 @@ def _finite(x: object) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def test_ablation_runs_evaluates_summarises_and_resumes(tmp_path, capsys):
+def _in_process(args: list[str], log: Path) -> int:
+    """The sweep's runner for tests: ``vemkit ARGS`` in this process (no process start-up)."""
+    import contextlib
+
+    from vemkit import cli
+
+    with (
+        open(log, "a", encoding="utf-8") as f,
+        contextlib.redirect_stdout(f),
+        contextlib.redirect_stderr(f),
+    ):
+        return cli.main(args)
+
+
+@pytest.mark.slow  # a teacher, 4 cells and 4 FID evaluations: about a minute here
+def test_ablation_sweeps_trains_the_teacher_once_and_resumes(tmp_path, capsys):
     data = tmp_path / "e2s"
     _write_aligned(data, "train", 8, 32, seed=0)
     _write_aligned(data, "test", 4, 32, seed=1)
     out = tmp_path / "ablation.json"
+    runs = tmp_path / "runs"
     sets = [
         f"data.train.root={data}",
         f"data.eval.root={data}",
         "data.train.size=32",
         "data.eval.size=32",
-        "data.eval.labels=null",
         "teacher.arch.num_downs=5",
         "student.arch.num_downs=5",
         "method.deep_teacher.num_downs=5",
@@ -67,60 +82,79 @@ def test_ablation_runs_evaluates_summarises_and_resumes(tmp_path, capsys):
     ]
     argv = [
         "--tasks", "edges2shoes-fmnist",
-        "--mi", "none", "vem",
-        "--seeds", "0",
+        "--arms", "none", "vem-t1",
+        "--seeds", "0", "1",
         "--iterations", "2",
         "--fid-samples", "4",
-        "--eval-batch-size", "4",
         *[x for s in sets for x in ("--set", s)],
-        "--mi-set", "vem", "mi.energy.blocks=4",
-        "--mi-set", "vem", "mi.energy.width=8",
-        "--runs", str(tmp_path / "runs"),
+        "--teacher-set", "train.iterations=2",
+        "--mi-set", "vem-t1", "mi.energy.width=4",
+        "--runs", str(runs),
         "--output", str(out),
-        "--no-report",
         "--quiet",
     ]  # fmt: skip
-    assert ablation.main(argv) == 0
+    assert ablation.main(argv, runner=_in_process) == 0
     printed = capsys.readouterr().out
-    assert "**edges2shoes-fmnist**" in printed and "| vem | 1 |" in printed
+    assert "**OMGD (Ren et al., ICCV 2021), edges2shoes-fmnist**" in printed
+    assert "| fid ↓ | vem-t1 | none | 2 |" in printed
     result = json.loads(out.read_text())
     assert {"cpu", "cores", "torch", "threads"} <= set(result["machine"])
-    assert result["machine"]["threads"] == 1
     assert len(result["load_before"]) == 3 and _finite(result["wall_seconds"])
-    assert result["run_seconds_total"] > 0
-    budget = result["budget"]
-    assert budget["iterations"] == 2 and budget["seeds"] == [0] and budget["fid_samples"] == 4
-    assert budget["batch_size"] == {"edges2shoes-fmnist": 4} and budget["threads"] == 1
-    assert [(r["mi"], r["seed"], r["reused"]) for r in result["runs"]] == [
-        ("none", 0, False),
-        ("vem", 0, False),
-    ]
-    for run in result["runs"]:
-        assert run["iterations"] == 2 and run["eval_items"] == 4
-        assert set(run["metrics"]) == {"fid", "kid_mean", "psnr", "ssim"}
-        assert all(_finite(v) for v in run["metrics"].values())
-        run_dir = Path(run["run_dir"])
-        assert (run_dir / "eval.json").is_file() and not (run_dir / "checkpoints").exists()
-    summary = {r["mi"]: r for r in result["summary"]}
-    assert set(summary) == {"none", "vem"}
-    vem = summary["vem"]
-    assert vem["metrics"]["fid"]["values"] == [result["runs"][1]["metrics"]["fid"]]
-    assert vem["metrics"]["psnr"]["mean"] == pytest.approx(result["runs"][1]["metrics"]["psnr"])
-    assert vem["delta_vs_none"]["fid"] == pytest.approx(
-        result["runs"][1]["metrics"]["fid"] - result["runs"][0]["metrics"]["fid"]
+    assert result["budget"]["iterations"] == 2 and result["budget"]["fid_samples"] == 4
+    assert result["arms"]["vem-t1"] == [*ablation.ARMS["vem-t1"]]
+    assert [(c["arm"], c["seed"]) for c in result["cells"]] == [
+        ("none", 0), ("none", 1), ("vem-t1", 0), ("vem-t1", 1)
+    ]  # fmt: skip
+    for cell in result["cells"]:
+        assert cell["iterations"] == 2 and cell["eval_items"] == 4
+        assert {"fid", "kid_mean", "psnr", "ssim"} <= set(cell["metrics"])
+        assert all(_finite(cell["metrics"][k]) for k in ("fid", "kid_mean", "psnr", "ssim"))
+    # The teacher was trained once, in its own folder, and every cell distils from its weights.
+    teacher = runs / "teachers" / "edges2shoes-fmnist" / "teacher" / "seed0"
+    assert (teacher / "checkpoints" / "last" / "teacher.safetensors").is_file()
+    spec = load_spec(Path(result["cells"][3]["run_dir"]) / "spec.resolved.yaml")
+    assert spec.teacher.mode == "frozen" and spec.mi.sampler.noise_std == "auto"
+    assert spec.teacher.checkpoint == str(teacher / "checkpoints/last/teacher.safetensors")
+    assert spec.method.deep_teacher_checkpoint.endswith("last/deep_teacher.safetensors")
+    by = {(c["arm"], c["seed"]): c["metrics"] for c in result["cells"]}
+    fid = next(r for r in result["statistics"] if r["metric"] == "fid")
+    assert fid["config"] == "vem-t1" and fid["reference"] == "none" and fid["n"] == 2
+    assert fid["differences"] == pytest.approx(
+        [by[("vem-t1", s)]["fid"] - by[("none", s)]["fid"] for s in (0, 1)]
     )
-    assert summary["none"]["delta_vs_none"]["fid"] == 0.0
+    report = Path(result["reports"]["omgd/edges2shoes-fmnist"])
+    assert report.is_file() and "Paired differences" in report.read_text()
 
-    # The same command again trains nothing: both runs are read back from their eval.json.
-    assert ablation.main(argv) == 0
+    # The same command again trains and evaluates nothing: the same scores.
+    mtime = (teacher / "run.json").stat().st_mtime
+    assert ablation.main([*argv[:-1]], runner=_in_process) == 0
+    said = capsys.readouterr().err
+    assert "1/1 cell(s) already finished" in said and "4/4 cell(s) already finished" in said
+    assert "4/4 evaluation(s) current: reused" in said and "trained" not in said
+    assert (teacher / "run.json").stat().st_mtime == mtime
     again = json.loads(out.read_text())
-    assert [r["reused"] for r in again["runs"]] == [True, True]
-    assert [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in result["runs"]]
+    assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in result["cells"]]
 
 
-def test_ablation_rejects_an_override_for_an_unknown_mi_term():
+def test_ablation_rejects_an_override_for_an_unknown_arm():
     with pytest.raises(SystemExit):
         ablation.parse_args(["--mi-set", "vdi", "mi.weight=0.2"])
+
+
+def test_every_method_has_a_spec_per_task_and_arms_that_validate():
+    from vemkit import sweep as sweeps
+
+    arms = [sweeps.Arm(n, o) for n, o in ablation.ARMS.items()]
+    for setting, mode in (("cpu", "frozen"), ("gpu", "online")):
+        for method in ablation.METHODS:
+            for task in ablation.TASKS.values():
+                path = ablation._path(ablation.SETTINGS[setting].spec, task, method)
+                plan = sweeps.plan(path, [sweeps.Axis("arm", tuple(arms))], [0])
+                types = [c.spec.mi.type for c in plan.cells]
+                assert types == ["none", "vid", "crd", "vem", "vem", "vem"]
+                assert plan.cells[4].spec.mi.sampler.noise_std == "auto"
+                assert plan.cells[5].spec.mi.sampler.init == "marginal"
+                assert plan.cells[0].spec.teacher.mode == mode
 
 
 def test_scale_overrides_shrink_the_paper_setting():
@@ -197,3 +231,51 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     ratio = res["vem_over_omgd"]
     assert _finite(ratio["ratio"]) and len(ratio["per_repeat"]) == 2
     assert _finite(res["vem_added_seconds"])
+
+
+@pytest.mark.slow  # a probe, 2 cells and 2 FID evaluations
+def test_gpu_ablation_probes_a_budget_runs_and_resumes_at_a_tiny_size_on_the_cpu(tmp_path, capsys):
+    from benchmarks import ablation_gpu
+
+    data = tmp_path / "e2s"
+    _write_aligned(data, "train", 8, 32, seed=0)
+    _write_aligned(data, "test", 4, 32, seed=1)
+    sets = [
+        f"data.train.root={data}",
+        f"data.eval.root={data}",
+        "data.train.size=32",
+        "data.eval.size=32",
+        "data.eval.labels=null",
+        "teacher.arch.num_downs=5",
+        "student.arch.num_downs=5",
+        "method.deep_teacher.num_downs=5",
+        "mi.energy.blocks=4",
+        "mi.energy.width=4",
+        *TINY_PIX2PIX,
+    ]
+    argv = [
+        "--minutes", "1",
+        "--arms", "none", "vem",
+        "--seeds", "0",
+        "--jobs", "1",
+        "--threads", "1",
+        "--device", "cpu",
+        "--fid-samples", "4",
+        "--probe-iterations", "4",
+        "--max-iterations", "2",
+        *[x for s in sets for x in ("--set", s)],
+        "--runs", str(tmp_path / "runs"),
+        "--output", str(tmp_path / "gpu.json"),
+    ]  # fmt: skip
+    assert ablation_gpu.main(argv, runner=_in_process) == 0
+    captured = capsys.readouterr()
+    assert "probe: 4 iterations" in captured.err and "| fid ↓ | vem | none | 1 |" in captured.out
+    chosen = json.loads((tmp_path / "runs" / "gpu_budget.json").read_text())
+    assert chosen["iterations"] == 2 and chosen["seconds_per_iteration"] > 0
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert result["setting"]["name"] == "gpu" and len(result["cells"]) == 2
+    assert all(c["iterations"] == 2 for c in result["cells"])
+    # Again: the budget is read back (no probe) and every cell is skipped.
+    assert ablation_gpu.main(argv, runner=_in_process) == 0
+    said = capsys.readouterr().err
+    assert "budget from" in said and "probe:" not in said and "2/2 cell(s) already finished" in said

@@ -104,3 +104,41 @@ def test_two_gloo_processes_train_one_model(tmp_path):
         "step_0000002",
         "step_0000003",
     ]
+
+
+def _recipe_worker(rank: int, world: int, port: int, config: dict, out: str) -> None:
+    os.environ.update(
+        {
+            "WORLD_SIZE": str(world),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    torch.set_num_threads(1)
+    from tests._recipe_util import recipe_registry
+    from vemkit.engine import run
+
+    reg = recipe_registry()
+    result = run(make_spec(reg, config), registry=reg, progress=False)
+    torch.save(
+        {"student": result.program.module("student").state_dict(), "stage": result.stage},
+        Path(out) / f"recipe{rank}.pt",
+    )
+
+
+def test_two_gloo_processes_run_a_recipe_and_agree_on_every_stage(tmp_path):
+    data = make_aligned(tmp_path / "data", n=8)
+    config = merge(base_config(data, tmp_path / "run"), {"method": {"type": "toy_recipe"}})
+    mp.spawn(_recipe_worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "recipe0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "recipe1.pt", weights_only=True)
+    assert r0["stage"] == r1["stage"] == "distil"
+    assert r0["student"]["body.0.weight"].shape[0] == 2  # the step's narrower student
+    for key, value in r0["student"].items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, r1["student"][key]), key
+    stages = tmp_path / "run" / "stages"
+    assert sorted(p.name for p in stages.iterdir()) == ["01-pretrain", "02-shrink", "03-distil"]
+    assert (stages / "02-shrink" / "step_calls.json").read_text() == "1"

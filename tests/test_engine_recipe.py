@@ -243,25 +243,27 @@ def _script(tmp_path: Path) -> Path:
     return path
 
 
-# In the fast suite on purpose (a few seconds): a real SIGKILL inside each kind of stage.
+@pytest.fixture(scope="module")
+def uninterrupted(reg, data_root, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("whole") / "run"
+    assert run_engine(make_spec(reg, recipe_config(data_root, run_dir)), registry=reg).status == (
+        "finished"
+    )
+    return run_dir
+
+
+# In the fast suite on purpose (a few seconds each): a real SIGKILL inside each kind of stage.
 @pytest.mark.parametrize("kill_at", ["pretrain:2", "shrink:0", "distil:3"])
 def test_a_recipe_killed_inside_any_stage_resumes_to_the_same_weights(
-    reg, data_root, tmp_path, kill_at
+    data_root, tmp_path, kill_at, uninterrupted
 ):
     script = _script(tmp_path)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     env.pop("VEMKIT_TEST_KILL_AT", None)
-    paths = {}
-    for name in ("whole", "killed"):
-        spec = tmp_path / f"{name}.yaml"
-        spec.write_text(yaml.safe_dump(recipe_config(data_root, tmp_path / name)))
-        paths[name] = spec
-    whole = subprocess.run(
-        [sys.executable, str(script), "run", str(paths["whole"])], env=env, capture_output=True
-    )
-    assert whole.returncode == 0, whole.stderr.decode()
+    spec = tmp_path / "killed.yaml"
+    spec.write_text(yaml.safe_dump(recipe_config(data_root, tmp_path / "killed")))
     killed = subprocess.run(
-        [sys.executable, str(script), "run", str(paths["killed"])],
+        [sys.executable, str(script), "run", str(spec)],
         env={**env, "VEMKIT_TEST_KILL_AT": kill_at},
         capture_output=True,
     )
@@ -272,7 +274,7 @@ def test_a_recipe_killed_inside_any_stage_resumes_to_the_same_weights(
         capture_output=True,
     )
     assert resumed.returncode == 0, resumed.stderr.decode()
-    assert_same_result(tmp_path / "whole", tmp_path / "killed")
+    assert_same_result(uninterrupted, tmp_path / "killed")
 
 
 def test_the_report_shows_each_stage_and_what_a_step_changed(reg, data_root, tmp_path):
@@ -332,3 +334,17 @@ def test_the_mi_term_joins_only_the_stage_that_distils_unless_a_stage_asks(
     plan = plan_of(make_spec(reg, config), registry=reg)
     pre = plan["recipe"][0]["plan"]["phases"]
     assert any(t["name"].startswith("mi.") for p in pre for t in p["terms"])
+
+
+def test_a_sweep_knows_a_finished_recipe_cell_and_where_its_result_lives(reg, data_root, tmp_path):
+    from vemkit.sweep import Cell, cell_state, result_dir
+
+    run_dir = tmp_path / "cell"
+    spec = make_spec(reg, recipe_config(data_root, run_dir))
+    cell = Cell(index=1, arms=(), seed=3, run_dir=run_dir, overrides=[], spec=spec)
+    assert cell_state(cell) == "new"
+    run_engine(spec, registry=reg, stop_at=1, stop_in="distil")
+    assert cell_state(cell) == "partial"
+    resume(run_dir, registry=reg)
+    assert cell_state(cell) == "finished"
+    assert result_dir(run_dir) == run_dir / "stages" / "03-distil"

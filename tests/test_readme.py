@@ -78,6 +78,7 @@ def test_every_table_command_parses():
         "profile",
         "eval",
         "report",
+        "sweep",
         "data",
         "export",
         "schema",

@@ -94,9 +94,8 @@ class PruneKD:
         graph = analyze(student, shape)
         full = WidthMacs(graph)()
         result = prune_to_budget(
-            student, norm_scale_scores(student, graph), stage.options.share * full, shape,
-            graph=graph,
-        )  # fmt: skip
+            student, norm_scale_scores(student, graph), stage.options.share * full, graph=graph
+        )
         base = program.spec.student.arch.model_dump(mode="json")
         table = [
             {"layer": r["name"], "before": r["before"], "after": r["after"]} for r in result.table

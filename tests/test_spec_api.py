@@ -67,3 +67,38 @@ def test_spec_built_in_python_round_trips():
 
 def test_spec_model_is_built_once_per_registry():
     assert vemkit.Spec is vemkit.Spec
+
+
+def test_validate_fast_path_names_only_the_components_a_spec_uses(write_spec):
+    from vemkit import registry
+    from vemkit.spec import _members
+    from vemkit.spec_model import spec_model, type_names
+
+    reg = registry.default()
+    data = vemkit.spec.read_source(write_spec(BASE_SPEC)).data
+    assert type_names(data) == {"aligned", "unet", "kd", "none"}
+    small = spec_model(reg, only=type_names(data))
+
+    def union(section: str, name: str) -> set[str]:
+        field = small.model_fields[section].annotation.model_fields[name]
+        return {m.__vemkit_component__[1] for m in _members(field.annotation)}
+
+    # The spec names one arch: the union holds it alone...
+    assert union("student", "arch") == {"unet"}
+    # ...while a kind it does not name keeps every member, so defaults still validate.
+    assert union("train", "optimizer") == set(reg.names("optimizer"))
+    assert load_spec_text(BASE_SPEC).student.arch.type == "unet"
+
+
+def test_validate_falls_back_to_the_full_model(write_spec):
+    # `train.optimizer: sgd` restricts the optimizer union to sgd, but the VEM energy's default
+    # optimizer is adam: the small model rejects it, the full model accepts the spec.
+    text = BASE_SPEC.replace("mi: {type: none}", "mi: {type: vem}").replace(
+        "train: {iterations: 10, batch_size: 2}",
+        "train: {iterations: 10, batch_size: 2, optimizer: {type: sgd, lr: 0.01}}",
+    )
+    assert vemkit.validate(write_spec(text)) == []
+    # Problems always come from the full model: did-you-mean and the allowed keys.
+    bad = write_spec(text.replace("type: sgd,", "type: sdg,"), name="bad.yaml")
+    (problem,) = vemkit.validate(bad)
+    assert "did you mean 'sgd'?" in problem.message and "adam" in problem.message

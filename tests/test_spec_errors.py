@@ -177,11 +177,31 @@ CASES = [
         "invalid YAML: mapping values are not allowed here",
     ),
     (
-        "yaml-unclosed-flow",
-        replace("batch_size: 2}", "batch_size: 2\n") + "⟦",
+        # The bracket left open is the place to fix, not the end of the file where PyYAML
+        # notices it; the failure point is named too.
+        "yaml-unclosed-flow-mapping-at-end",
+        replace("train: {iterations", "train: ⟦{iterations").replace(
+            "batch_size: 2}", "batch_size: 2"
+        ),
         [],
         "",
-        "invalid YAML: expected ',' or '}'",
+        "the flow mapping opened here ('{') is not closed",
+    ),
+    (
+        "yaml-unclosed-flow-sequence-mid-file",
+        replace(
+            "mi: {type: none}", "mi: {type: none}\neval:\n  metrics: ⟦[{type: psnr}, {type: ssim}\n"
+        ),
+        [],
+        "",
+        "parsing failed at ",
+    ),
+    (
+        "yaml-unclosed-quote",
+        replace("name: tiny", 'name: ⟦"tiny'),
+        [],
+        "",
+        "the quoted string opened here is not closed",
     ),
     (
         "yaml-tab",
@@ -210,6 +230,23 @@ OVERRIDE_CASES = [
         "'eval.metrics' is not set, so it has no item 3",
     ),
     ("override-bad-yaml", ["mi.weight=[1,"], "mi.weight", "not valid YAML"),
+    (
+        # The key the override would create does not exist: named by --set, not FILE:1:1 or the
+        # place of its parent section in the file.
+        "override-unknown-section",
+        ["trian.iterations=5"],
+        "trian.iterations",
+        "unknown key 'trian'; did you mean 'train'?",
+    ),
+    (
+        "override-unknown-nested-key",
+        ["mi.typo.x=3"],
+        "mi.typo.x",
+        "unknown key 'typo'; did you mean 'type'?",
+    ),
+    ("override-bad-value", ["student.arch.ngf=0"], "student.arch.ngf", "greater than 0"),
+    ("override-bad-literal", ["train.precision=fp8"], "train.precision", "'fp32'"),
+    ("override-version", ["vemkit=2"], "vemkit", "unsupported spec version 2"),
     (
         "override-unknown-component",
         ["student.arch.type=unte"],
@@ -245,6 +282,47 @@ def test_bad_override_is_named(write_spec, capsys, overrides, path, message):
     err = capsys.readouterr().err
     assert f"--set {path}:" in err, err
     assert message in err, err
+
+
+def test_unclosed_flow_names_opening_then_failure(write_spec, capsys):
+    text = BASE_SPEC.replace("train: {iterations: 10, batch_size: 2}", "train: {iterations: 10")
+    spec = write_spec(text + "eval: {every: 0}\n")
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    # FILE:LINE:COL of the '{' first (line 14, column 8), then the place parsing failed.
+    assert err.startswith(f"{spec}:14:8: invalid YAML: the flow mapping opened here"), err
+    assert f"parsing failed at {spec}:15:5: expected ',' or '}}'" in err, err
+
+
+def test_block_error_names_where_its_construct_began(write_spec, capsys):
+    spec = write_spec("vemkit: 1\nseed:\n  - 1\n - 2\n")
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    # The failure point is what to look at here; the mapping's start (line 1) is named after it.
+    assert err.startswith(f"{spec}:4:2: invalid YAML: expected <block end>"), err
+    assert f"(in the block mapping that begins at {spec}:1:1)" in err, err
+
+
+def test_override_changing_type_names_itself_at_file_keys(write_spec, capsys):
+    spec = write_spec(
+        BASE_SPEC.replace("method: {type: kd}", "method: {type: kd, recon_weight: 1}")
+    )
+    assert main(["validate", str(spec), "--set", "method.type=omgd"]) == 2
+    err = capsys.readouterr().err
+    # The key is in the file (valid for kd); the override made it unknown, and says so.
+    assert f"{spec}:12:20 method.recon_weight: unknown key 'recon_weight'" in err, err
+    assert "(with --set method.type)" in err, err
+
+
+def test_every_override_problem_is_named_by_set(write_spec, capsys):
+    spec = write_spec(BASE_SPEC)
+    overrides = ["trian.x=1", "train.iteratons=5", "student.arch.ngf=-1", "seed=abc", "foo=1"]
+    assert main(["validate", str(spec), *[f"--set={o}" for o in overrides]]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == len(overrides), lines
+    assert all(line.startswith("--set ") for line in lines), lines
+    assert str(spec) not in "\n".join(lines)
 
 
 def test_empty_file(write_spec, capsys):

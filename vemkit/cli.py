@@ -20,6 +20,7 @@ COMMANDS = (
     "profile",
     "eval",
     "report",
+    "sweep",
     "data",
     "export",
 )
@@ -40,7 +41,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The argument parser with the sub-commands ``commands`` (all of them by default)."""
     from vemkit import __version__
 
     parser = argparse.ArgumentParser(
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands:
         module = importlib.import_module(f"vemkit.commands.{name}")
         module.add_parser(sub)
         command = sub.choices[name]
@@ -70,8 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv``, if it is a known one (options before it skipped)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-p", "--plugin"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Start-up: a command's own parser only (importing and building all ten costs several
+    # milliseconds); the full parser for `vemkit --help`, a typo or no command.
+    command = _command_in(argv)
+    parser = build_parser((command,) if command else COMMANDS)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

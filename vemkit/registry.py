@@ -96,6 +96,7 @@ class Registry:
         self._components: dict[str, dict[str, Component]] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self._current_plugin: str = "<python>"
+        self._fingerprint: str | None = None
 
     # -- registration ---------------------------------------------------------------------
     def add(
@@ -138,6 +139,7 @@ class Registry:
         self._components.setdefault(kind, {})[name] = Component(
             kind, name, options, factory, self._current_plugin, doc, example
         )
+        self._fingerprint = None
         if self._current_plugin in self.plugins:
             self.plugins[self._current_plugin].components.append((kind, name))
 
@@ -145,6 +147,7 @@ class Registry:
         for by_name in self._components.values():
             for name in [n for n, c in by_name.items() if c.plugin == plugin]:
                 del by_name[name]
+        self._fingerprint = None
 
     # -- lookup ---------------------------------------------------------------------------
     def kinds(self) -> list[str]:
@@ -179,7 +182,10 @@ class Registry:
         return msg
 
     def fingerprint(self) -> str:
-        """A hash of what is registered; the Spec model is cached by it."""
+        """A hash of what is registered; the Spec model is cached by it (computed once per
+        registry state: the model builder asks for it for every class it makes)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
         h = hashlib.sha256()
         for kind in sorted(self._components):
             for name, comp in sorted(self._components[kind].items()):
@@ -187,7 +193,8 @@ class Registry:
                 h.update(
                     f"{kind}/{name}/{opts.__module__}.{opts.__qualname__}/{id(opts)};".encode()
                 )
-        return h.hexdigest()[:16]
+        self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     # -- building -------------------------------------------------------------------------
     def options(self, kind: str, config: Mapping[str, Any] | BaseModel) -> Options:

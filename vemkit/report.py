@@ -508,33 +508,157 @@ def _series(run: Run, key: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def _plot_panel(ax: Any, runs: Sequence[Run], key: str, legend: bool) -> None:
-    for run in runs:
-        xs, ys = _series(run, key)
-        if xs:
-            ax.plot(xs, ys, marker="." if len(xs) < 30 else None, linewidth=1.2, label=run.label)
+@dataclass(frozen=True)
+class RunStyle:
+    """How one run is drawn in every panel of a report (the same in all of them)."""
+
+    label: str
+    color: Any
+    linestyle: str
+
+
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def run_styles(runs: Sequence[Run]) -> list[RunStyle]:
+    """One colour and line style per run, fixed across panels: a run missing from one panel
+    must not shift the colours of the others. Up to 10 runs get tab10's colours, up to 20
+    tab20's; beyond that the colours repeat with another line style."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if len(runs) <= 10 else "tab20"].colors
+    return [
+        RunStyle(
+            run.label or f"run {i + 1}",
+            palette[i % len(palette)],
+            _LINESTYLES[(i // len(palette)) % len(_LINESTYLES)],
+        )
+        for i, run in enumerate(runs)
+    ]
+
+
+def _plot_panel(ax: Any, runs: Sequence[Run], key: str, styles: Sequence[RunStyle]) -> None:
+    """One curve panel; readable for one evaluation point, many runs and unequal lengths.
+
+    * Every run has at most one value (an evaluation at the end only): a line plot would be a
+      lone dot on an axis of meaningless scale, so each run is a labelled bar with its value
+      written on it, and the step in the title.
+    * Runs of different lengths share the x axis; each curve's last point is marked so a run
+      that stopped early is seen to stop, and a run with a single value among longer curves is
+      a visible marker, not an invisible one-point line.
+    * Values spanning more than two decades (a loss that starts far above where it settles)
+      are drawn on a log axis; runs without the key are named in the panel.
+    """
+    series = [(run, style, *_series(run, key)) for run, style in zip(runs, styles, strict=True)]
+    present = [(run, style, xs, ys) for run, style, xs, ys in series if xs]
+    missing = [style.label for _, style, xs, _ in series if not xs]
     ax.set_title(key, fontsize=9)
-    ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    # Plain tick labels: an offset ("+1.07e1") hides what the numbers are at a glance.
-    ax.ticklabel_format(axis="y", useOffset=False)
-    if legend and len(runs) > 1:
-        ax.legend(fontsize=7)
+    if present and all(len(xs) == 1 for _, _, xs, _ in present):
+        _bars(ax, key, present)
+    else:
+        longest = max((len(xs) for _, _, xs, _ in present), default=0)
+        for _, style, xs, ys in present:
+            ax.plot(
+                xs,
+                ys,
+                color=style.color,
+                linestyle=style.linestyle,
+                linewidth=1.2,
+                marker="." if len(xs) < 30 else None,
+                label=style.label,
+            )
+            if len(xs) < longest or len(xs) == 1:  # where a shorter run ends
+                ax.plot(xs[-1:], ys[-1:], "o", color=style.color, markersize=4)
+        ax.set_xlabel("step", fontsize=8)
+        values = [y for _, _, _, ys in present for y in ys]
+        if values and min(values) > 0 and max(values) / min(values) > 100:
+            ax.set_yscale("log")
+        else:
+            # Plain tick labels: an offset ("+1.07e1") hides what the numbers are at a glance.
+            ax.ticklabel_format(axis="y", useOffset=False)
+    if missing and len(runs) > 1:
+        names = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        ax.text(
+            0.99,
+            0.98,
+            f"not logged by {names}",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=6,
+            color="0.4",
+        )
 
 
-def plot_curves(runs: Sequence[Run], path: Path, kind: str = "train") -> Path | None:
-    """A panel per curve (every run drawn in each); None when the logs hold none."""
+def _bars(
+    ax: Any, key: str, present: Sequence[tuple[Run, RunStyle, list[float], list[float]]]
+) -> None:
+    labels = [style.label for _, style, _, _ in present]
+    values = [ys[0] for _, _, _, ys in present]
+    steps = sorted({int(xs[0]) for _, _, xs, _ in present})
+    positions = list(range(len(present)))
+    bars = ax.bar(positions, values, color=[style.color for _, style, _, _ in present], width=0.6)
+    decimals = 3 if max(abs(v) for v in values) < 10 else 2
+    ax.bar_label(bars, labels=[f"{v:.{decimals}f}" for v in values], fontsize=7, padding=2)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(
+        labels,
+        fontsize=7,
+        rotation=30 if len(labels) > 3 else 0,
+        ha="right" if len(labels) > 3 else "center",
+    )
+    ax.margins(y=0.15)
+    at = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}–{steps[-1]}"
+    ax.set_title(f"{key} ({at})", fontsize=9)
+
+
+def _legend(fig: Any, runs: Sequence[Run], styles: Sequence[RunStyle], keys: Sequence[str]) -> None:
+    """One legend for the whole figure, below the panels: with many runs a legend inside a
+    panel covers its curves, and with per-panel legends colours would have to be matched up."""
+    from matplotlib.lines import Line2D
+
+    if len(runs) < 2:
+        return
+    drawn = [
+        s for run, s in zip(runs, styles, strict=True) if any(_series(run, k)[0] for k in keys)
+    ]
+    handles = [Line2D([], [], color=s.color, linestyle=s.linestyle, linewidth=2) for s in drawn]
+    if handles:
+        fig.legend(
+            handles,
+            [s.label for s in drawn],
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=min(4, len(handles)),
+            fontsize=8,
+            frameon=False,
+        )
+
+
+def curves_figure(runs: Sequence[Run], kind: str = "train") -> Any | None:
+    """The figure of :func:`plot_curves` (a matplotlib Figure), or None without curves."""
     keys = curve_keys(runs, kind)[:MAX_PANELS]
     if not keys:
         return None
     cols = min(4, len(keys))
     rows = math.ceil(len(keys) / cols)
     fig = _figure(3.4 * cols, 2.6 * rows)
+    styles = run_styles(runs)
     for i, key in enumerate(keys):
-        _plot_panel(fig.add_subplot(rows, cols, i + 1), runs, key, legend=i == 0)
+        _plot_panel(fig.add_subplot(rows, cols, i + 1), runs, key, styles)
     fig.tight_layout()
-    return _save_figure(fig, path)
+    _legend(fig, runs, styles, keys)
+    return fig
+
+
+def plot_curves(runs: Sequence[Run], path: Path, kind: str = "train") -> Path | None:
+    """A panel per curve (every run drawn in each, one legend below); None without curves."""
+    fig = curves_figure(runs, kind)
+    return None if fig is None else _save_figure(fig, path)
 
 
 def grid_columns(run: Run, image: Path, width: int) -> list[str]:
@@ -599,10 +723,11 @@ def plot_overview(runs: Sequence[Run], path: Path, title: str = "") -> Path | No
     fig = _figure(max(3.2 * cols, 4.5 * len(grids), 8.0), height)
     rows = 2 if panels and grids else 1
     spec = fig.add_gridspec(rows, 1, height_ratios=[2.8, 5.0] if rows == 2 else None)
+    styles = run_styles(runs)
     if panels:
         top = spec[0].subgridspec(1, len(panels))
         for i, key in enumerate(panels):
-            _plot_panel(fig.add_subplot(top[0, i]), runs, key, legend=i == 0)
+            _plot_panel(fig.add_subplot(top[0, i]), runs, key, styles)
     if grids:
         bottom = spec[-1].subgridspec(1, len(grids))
         for i, (run, grid_path, caption) in enumerate(grids):
@@ -621,6 +746,7 @@ def plot_overview(runs: Sequence[Run], path: Path, title: str = "") -> Path | No
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    _legend(fig, runs, styles, panels)
     return _save_figure(fig, path)
 
 

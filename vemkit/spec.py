@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from vemkit import registry as registry_module
 from vemkit.errors import Problem, SpecError
-from vemkit.spec_model import spec_model
+from vemkit.spec_model import spec_model, type_names
 from vemkit.spec_sections import SPEC_VERSION, SpecBase
 from vemkit.spec_source import PathTuple, SpecSource, dotted, parse_text, read_source
 
@@ -268,9 +268,18 @@ def check_requires(data: dict[str, Any], reg: Registry, src: SpecSource) -> list
 
 # -- the public functions ---------------------------------------------------------------------
 def validate_source(
-    src: SpecSource, overrides: Iterable[str] = (), reg: Registry | None = None
+    src: SpecSource,
+    overrides: Iterable[str] = (),
+    reg: Registry | None = None,
+    *,
+    check_only: bool = False,
 ) -> tuple[BaseModel | None, list[Problem]]:
-    """Validate parsed spec data; returns the Spec (or None) and every problem found."""
+    """Validate parsed spec data; returns the Spec (or None) and every problem found.
+
+    ``check_only``: the caller needs the problems only; a valid spec may then come back as an
+    instance of a smaller model (its unions restricted to the components it names), which is
+    faster to build but not equal to the full model's instance.
+    """
     if src.problems:
         return None, list(src.problems)
     data = src.data
@@ -281,31 +290,65 @@ def validate_source(
 
     version = data.get("vemkit", SPEC_VERSION)
     if version != SPEC_VERSION:
-        return None, [
-            src.problem(
-                ("vemkit",),
-                f"unsupported spec version {version!r}; this vemkit reads `vemkit: {SPEC_VERSION}`",
-            )
-        ]
+        problem = src.problem(
+            ("vemkit",),
+            f"unsupported spec version {version!r}; this vemkit reads `vemkit: {SPEC_VERSION}`",
+        )
+        return None, [_attribute_override(problem, applied, src)]
     problems = check_requires(data, reg, src)
     if problems:
-        return None, problems
+        return None, [_attribute_override(p, applied, src) for p in problems]
 
+    if check_only:
+        # Fast path for `vemkit validate` (start-up): a model whose unions hold only the
+        # components the spec names. What it accepts, the full model accepts; anything it
+        # rejects is validated again by the full model, which words every message.
+        try:
+            return spec_model(reg, only=type_names(data)).model_validate(data), []
+        except ValidationError:
+            pass
     model = spec_model(reg)
     try:
         spec = model.model_validate(data)
     except ValidationError as exc:
         problems = [_problem_for(e, data, model, src) for e in exc.errors()]
-        problems = [_attribute_override(p, applied) for p in problems]
+        problems = [_attribute_override(p, applied, src) for p in problems]
         return None, sorted(_unique(problems), key=Problem.sort_key)
     return spec, []
 
 
-def _attribute_override(problem: Problem, applied: list[str]) -> Problem:
+def _attribute_override(problem: Problem, applied: list[str], src: SpecSource) -> Problem:
+    """Report a problem an override caused as ``--set dotted.path: ...``, never at a file place.
+
+    A problem is the override's when it lies at or under an overridden path, or at a key the
+    override created on its way down (``--set mi.typo.x=1`` creates ``mi.typo``, which is not in
+    the file: reported as ``--set mi.typo.x``). A problem at a key that *is* in the file keeps
+    its file place and names the override when the override may have caused it: a model-level
+    check above the overridden path, or a key of the file that a ``--set ....type=`` override
+    made unknown to the new component.
+    """
+    if problem.source == "--set":
+        return problem
+    where = _split_path(problem.path) if problem.path else ()
     for path in applied:
         if problem.path == path or problem.path.startswith(path + "."):
             return Problem(problem.path, problem.message, "--set")
+    for path in applied:
+        if problem.path and path.startswith(problem.path + "."):
+            if where not in src.keys and where not in src.values:
+                return Problem(path, problem.message, "--set")
+            return _with_override(problem, path)
+        parent, _, last = path.rpartition(".")
+        if last == "type" and (not parent or problem.path.startswith(parent + ".")):
+            return _with_override(problem, path)
+        if not problem.path:
+            return _with_override(problem, path)
     return problem
+
+
+def _with_override(problem: Problem, path: str) -> Problem:
+    message = f"{problem.message} (with --set {path})"
+    return Problem(problem.path, message, problem.source, problem.line, problem.column)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -320,7 +363,7 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 
 def validate(path: str | Path, overrides: Iterable[str] = ()) -> list[Problem]:
     """Every problem of the spec file at ``path`` (an empty list when it is valid)."""
-    return validate_source(read_source(path), overrides)[1]
+    return validate_source(read_source(path), overrides, check_only=True)[1]
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> SpecBase:

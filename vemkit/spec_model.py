@@ -6,6 +6,13 @@ that kind, each component's options model wrapped in an envelope that adds the `
 Nothing global is mutated: new classes are created with ``create_model`` and cached by the
 registry's fingerprint (the lesson of nshconfig and pydantic#11595: rebuilding shared models as
 plugins register is fragile).
+
+Start-up: a Spec model over every registered component makes ~110 envelope classes and their
+validators, most of which one spec never names. ``spec_model(reg, only=names)`` builds the
+unions of the kinds a spec names from those names only (a kind whose members are all unnamed
+keeps its full union, so defaults such as ``train.optimizer`` still validate);
+:func:`vemkit.spec.validate_source` validates with it first and falls back to the full model
+for anything it rejects, so messages (did-you-mean, allowed keys) are those of the full model.
 """
 
 from __future__ import annotations
@@ -40,14 +47,41 @@ def _class_name(kind: str, name: str) -> str:
     return kind.capitalize() + "".join(p[:1].upper() + p[1:] for p in parts)
 
 
-def tagged_model(reg: Registry, comp: Component) -> type[BaseModel]:
-    """The envelope of one component: its (resolved) options model plus ``type: Literal[name]``."""
-    key = _key(reg, f"tagged:{comp.kind}:{comp.name}")
+Only = frozenset[str] | None
+"""Component names a restricted model keeps in its unions (None: all registered ones)."""
+
+
+def _only_key(only: Only) -> str:
+    return "*" if only is None else ",".join(sorted(only))
+
+
+def type_names(data: Any) -> frozenset[str]:
+    """Every ``type: name`` string in raw spec data (any kind, any depth)."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            tag = node.get("type")
+            if isinstance(tag, str):
+                found.add(tag)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(found)
+
+
+def tagged_model(reg: Registry, comp: Component, only: Only = None) -> type[BaseModel]:
+    """The envelope of one component: its (resolved) options model plus ``type: Literal[name]``.
+
+    With ``only``, its nested component fields are restricted like the spec's (see module doc).
+    """
+    key = _key(reg, f"tagged:{comp.kind}:{comp.name}:{_only_key(only)}")
     if key not in _cache:
         marker = (id(reg), comp.kind, comp.name)
         _resolving.add(marker)
         try:
-            base = resolve_model(reg, comp.options)
+            base = resolve_model(reg, comp.options, only)
         finally:
             _resolving.discard(marker)
         desc = comp.summary or f"The {comp.kind} component '{comp.name}'."
@@ -84,14 +118,22 @@ def _check_tag(reg: Registry, kind: str, value: Any) -> Any:
     return value
 
 
-def component_union(reg: Registry, kind: str) -> Any:
-    """``Annotated[Union[...], discriminator]`` over every registered component of ``kind``."""
+def component_union(reg: Registry, kind: str, only: Only = None) -> Any:
+    """``Annotated[Union[...], discriminator]`` over the registered components of ``kind``:
+    all of them, or those named in ``only`` when it names any; never the component whose
+    envelope is being built (see ``_resolving``)."""
     excluded = sorted(n for r, k, n in _resolving if r == id(reg) and k == kind)
-    key = _key(reg, f"union:{kind}:-{','.join(excluded)}")
+    components = [c for c in reg.components(kind) if c.name not in excluded]
+    if only is not None:
+        named = [c for c in components if c.name in only]
+        if named:
+            components = named
+        else:
+            only = None  # nothing of this kind named: defaults may use any member
+    names = ",".join(c.name for c in components)
+    key = _key(reg, f"union:{kind}:-{','.join(excluded)}:{names}:{_only_key(only)}")
     if key not in _cache:
-        members = tuple(
-            tagged_model(reg, c) for c in reg.components(kind) if c.name not in excluded
-        )
+        members = tuple(tagged_model(reg, c, only) for c in components)
         check = BeforeValidator(partial(_check_tag, reg, kind))
         if not members:
             # No component of this kind is registered: any value is an error naming the kind.
@@ -136,16 +178,16 @@ def _copy_field(field: FieldInfo, annotation: Any) -> tuple[Any, FieldInfo]:
     return (annotation, Field(**kwargs))
 
 
-def resolve_model(reg: Registry, model: type[BaseModel]) -> type[BaseModel]:
+def resolve_model(reg: Registry, model: type[BaseModel], only: Only = None) -> type[BaseModel]:
     """``model`` with every ``Slot`` field (at any depth) retyped to its component union."""
-    key = _key(reg, f"model:{model.__module__}.{model.__qualname__}:{id(model)}")
+    key = _key(reg, f"model:{model.__module__}.{model.__qualname__}:{id(model)}:{_only_key(only)}")
     if key in _cache:
         return _cache[key]
     overrides: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         slot = slot_of(field)
         if slot is not None:
-            ann: Any = component_union(reg, slot.kind)
+            ann: Any = component_union(reg, slot.kind, only)
             if slot.many:
                 ann = list[ann]
             if _allows_none(field.annotation):
@@ -154,7 +196,7 @@ def resolve_model(reg: Registry, model: type[BaseModel]) -> type[BaseModel]:
             continue
         inner = _model_inside(field.annotation)
         if inner is not None:
-            resolved = resolve_model(reg, inner)
+            resolved = resolve_model(reg, inner, only)
             if resolved is not inner:
                 ann = resolved | None if _allows_none(field.annotation) else resolved
                 overrides[name] = _copy_field(field, ann)
@@ -172,10 +214,11 @@ def resolve_model(reg: Registry, model: type[BaseModel]) -> type[BaseModel]:
     return result
 
 
-def spec_model(reg: Registry | None = None) -> type[BaseModel]:
-    """The Spec model for ``reg`` (the process-wide registry by default)."""
+def spec_model(reg: Registry | None = None, only: Only = None) -> type[BaseModel]:
+    """The Spec model for ``reg`` (the process-wide registry by default); with ``only``, its
+    unions hold only the components named there (see the module docstring)."""
     from vemkit import registry as registry_module
     from vemkit.spec_sections import SpecBase
 
     reg = reg or registry_module.default()
-    return resolve_model(reg, SpecBase)
+    return resolve_model(reg, SpecBase, only)

@@ -5,7 +5,9 @@ options model, registered by a plugin. The Spec model used for validation is bui
 after plugins load (``vemkit.spec_model.spec_model``).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
 from typing import Annotated, Any, Literal
 
@@ -139,11 +141,11 @@ class SpecBase(Section):
     """Mutual-information term added to the student loss: ``vem``, ``vid``, ``crd`` or ``none``."""
     losses: Annotated[list[dict[str, Any]], Slot("loss", many=True)] = []
     """Extra loss terms of your own over named tensors, e.g. ``{type: l1, inputs: [...]}``."""
-    train: TrainSection = TrainSection()
+    train: TrainSection = {}  # a dict: validated on use (validate_default), no build at import
     """Optimisation schedule."""
-    eval: EvalSection = EvalSection()
+    eval: EvalSection = {}
     """Evaluation protocol."""
-    output: OutputSection = OutputSection()
+    output: OutputSection = {}
     """Run directory, checkpoints, logs."""
 
     @model_validator(mode="before")

@@ -96,6 +96,62 @@ def _walk(node: yaml.Node, loader: yaml.SafeLoader, path: PathTuple, src: SpecSo
     return loader.construct_object(node, deep=True)
 
 
+_OPENERS = {"flow sequence": "'['", "flow mapping": "'{'"}
+"""Flow collections: an unclosed bracket is only noticed lines later, often at the end of the
+file, so the bracket is the place a user must look at."""
+
+
+def yaml_problem(exc: yaml.MarkedYAMLError, name: str) -> Problem:
+    """One located problem for a YAML syntax error, naming both places PyYAML knows.
+
+    PyYAML gives the mark where parsing failed (``problem_mark``) and, for errors inside a
+    construct, where that construct began (``context_mark``). For an unclosed flow collection
+    or quoted string the start is the place to fix, so the problem is located there and the
+    failure point is named in the message; otherwise (e.g. a block mapping that began at the
+    top of the file) the failure point comes first and the construct's start is named.
+    """
+    problem, context = exc.problem_mark, exc.context_mark
+    what = exc.problem or exc.context or "not valid YAML"
+
+    def where(mark: yaml.Mark) -> str:
+        return f"{name}:{mark.line + 1}:{mark.column + 1}"
+
+    if (
+        problem is None
+        or context is None
+        or (problem.line, problem.column)
+        == (
+            context.line,
+            context.column,
+        )
+    ):
+        mark = problem or context
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        return Problem("", f"invalid YAML: {what}", name, line, col)
+    construct = (exc.context or "").removeprefix("while parsing ").removeprefix("while scanning ")
+    construct = construct.removeprefix("a ").removeprefix("an ")
+    opener = next((sign for kind, sign in _OPENERS.items() if construct.endswith(kind)), None)
+    failed = f"parsing failed at {where(problem)}: {what}"
+    if opener is not None:
+        message = (
+            f"the {construct} opened here ({opener}) is not closed, or an item lacks its comma; "
+            + failed
+        )
+    elif construct == "quoted scalar" and "end of stream" in what:
+        message = f"the quoted string opened here is not closed; {failed}"
+    elif construct == "quoted scalar":
+        message = f"in the quoted string that begins here, {failed}"
+    else:
+        return Problem(
+            "",
+            f"invalid YAML: {what} (in the {construct} that begins at {where(context)})",
+            name,
+            problem.line + 1,
+            problem.column + 1,
+        )
+    return Problem("", f"invalid YAML: {message}", name, context.line + 1, context.column + 1)
+
+
 def parse_text(text: str, name: str, *, is_json: bool | None = None) -> SpecSource:
     """Parse spec text; syntax problems are returned in ``problems`` (never raised)."""
     src = SpecSource(name=name, data=None)
@@ -122,10 +178,7 @@ def parse_text(text: str, name: str, *, is_json: bool | None = None) -> SpecSour
             return src
         src.data = _walk(node, loader, (), src)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = exc.problem or exc.context or "not valid YAML"
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        src.problems.append(Problem("", f"invalid YAML: {what}", name, line, col))
+        src.problems.append(yaml_problem(exc, name))
         return src
     except yaml.YAMLError as exc:
         src.problems.append(Problem("", f"invalid YAML: {exc}", name, None, None))

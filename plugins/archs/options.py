@@ -4,9 +4,11 @@ Each class documents one registered ``arch``; the code lives in one module per f
 (``unet.py``, ``resnet.py``, ``mobile_resnet.py``, ``patchgan.py``, ...).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
@@ -273,7 +275,7 @@ class InceptionResnetOptions(_ImageGeneratorOptions):
     ``channels`` and ``channels_reduction_factor``."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> InceptionResnetOptions:
+    def _consistent(self) -> Self:
         ks = self.kernel_sizes
         if any(k % 2 == 0 for k in ks) or len(set(ks)) != len(ks):
             raise ValueError(f"kernel_sizes must be odd and distinct, got {ks}")
@@ -374,7 +376,7 @@ class OMGDPatchGANOptions(_ImageNetOptions):
     """Number of heads, one per teacher (OMGD: 2, wide and deep teacher)."""
 
     @model_validator(mode="after")
-    def _share_fits(self) -> OMGDPatchGANOptions:
+    def _share_fits(self) -> Self:
         if self.n_share > self.n_layers + 2:
             raise ValueError(
                 f"n_share {self.n_share} exceeds the {self.n_layers + 2} blocks of a PatchGAN "
@@ -474,7 +476,7 @@ class StyleGAN2GeneratorOptions(_StyleGAN2Options):
     ``channels``/``channel_multiplier`` and cannot be combined with ``remove_ratio``."""
 
     @model_validator(mode="after")
-    def _net_shape(self) -> StyleGAN2GeneratorOptions:
+    def _net_shape(self) -> Self:
         if self.net_shape is None:
             return self
         expected = 2 * (self.size.bit_length() - 1) - 2

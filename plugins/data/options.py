@@ -8,9 +8,11 @@ the point a run resumes from. Items are dicts: ``input`` (conditional sets) and 
 C x H x W float tensors in [-1, 1], ``index`` and optionally ``label`` / ``segmentation``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -42,7 +44,7 @@ class ImageOptions(Options):
     """Use only the first N items of the split, in sorted file order (quick runs)."""
 
     @model_validator(mode="after")
-    def _load_size_not_below_size(self) -> ImageOptions:
+    def _load_size_not_below_size(self) -> Self:
         if self.load_size is not None and self.load_size < self.size:
             raise ValueError(f"load_size ({self.load_size}) must be at least size ({self.size})")
         return self

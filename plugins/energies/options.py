@@ -4,7 +4,9 @@ An energy network scores a pair: ``E(t, s) -> one scalar per sample``; low energ
 likely given ``s``. The variational distribution of VEM is ``q(t|s) = exp(-E(t, s)) / Z(s)``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
 from typing import Annotated, Any
 

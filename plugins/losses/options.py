@@ -7,7 +7,9 @@ others are fixed targets (detached). When the first input's channels differ from
 convolution from one to the other, trained with the phase's group.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
 from typing import Annotated, Literal
 

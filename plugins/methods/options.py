@@ -1,8 +1,10 @@
 """Options of the built-in baseline methods (torch-free)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -153,7 +155,9 @@ class OMGDOptions(Options):
 
     style_weight: NonNegative = 1e4
     """Weight of ``omgd.style``: Σ over the 4 perceptual layers of the mean |Gram(S) − Gram(T)|,
-    Grams divided by C·H·W (AGD_weights[1])."""
+    Grams divided by C·H·W (AGD_weights[1]). 1e4 is OMGD's value for VGG16; with the Inception
+    substitute it makes the style term ~90 % of the student loss, and 300 weighs it like the
+    SSIM term (the quickstart's value; calibration in ``perceptual.py``)."""
 
     feature_weight: NonNegative = 10.0
     """Weight of ``omgd.feature``: mean |S − T| of the perceptual features at ``feature_layer``
@@ -252,7 +256,7 @@ class OMGDOptions(Options):
     the student learns every iteration from the current teacher on the same batch."""
 
     @model_validator(mode="after")
-    def _taps_pair_up(self) -> OMGDOptions:
+    def _taps_pair_up(self) -> Self:
         teacher, student = self.cd_teacher_taps, self.cd_student_taps
         if teacher is not None and student is not None and len(teacher) != len(student):
             raise ValueError(

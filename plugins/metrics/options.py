@@ -5,7 +5,9 @@ Every metric consumes generated images in [-1, 1] (``fake``), optionally the mat
 the protocol and :mod:`vemkit_plugins.metrics` for the registered names.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
 from typing import Annotated, Literal
 

@@ -4,7 +4,9 @@ An MI term adds ``−λ_MI·Ĩ(T;S)`` to the student's loss, where T is the posi
 on paired data, the teacher output otherwise) and S the student output.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
 from typing import Annotated, Literal
 

@@ -1,6 +1,8 @@
 """Options of the built-in optimizers and learning-rate schedules (torch-free)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
 from typing import Annotated
 

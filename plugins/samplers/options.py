@@ -3,9 +3,11 @@
 A sampler draws negatives ``t̃ ~ q(·|s) ∝ exp(-E(t̃, s))`` for the energy's contrastive update.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: string annotations make pydantic compile
+# and evaluate every field's type when the class is made, a third of the cost of loading
+# the options models (start-up of `vemkit validate`, benchmarks/startup.py).
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -45,7 +47,7 @@ class LangevinOptions(Options):
     """Also clamp after every step (the authors clamp only once, after the last)."""
 
     @model_validator(mode="after")
-    def _ordered_clamp(self) -> LangevinOptions:
+    def _ordered_clamp(self) -> Self:
         if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
             raise ValueError(f"clamp must be [low, high] with low < high, got {list(self.clamp)}")
         return self

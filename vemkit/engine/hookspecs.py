@@ -145,7 +145,9 @@ def vemkit_stage_step(program: Program, stage: StageInfo, context: dict[str, Any
     augmentation, split by the spec's seed into (the rest, a held-out ``fraction``): a search
     scores its candidates there, never on the test split) and ``score(fake, metrics, dataset,
     real="target", limit=None)`` (any registered metrics, ``[{type: fid}]``, of the images
-    ``fake(batch)`` over ``dataset``). The global RNG is seeded for the stage.
+    ``fake(batch)`` over ``dataset``). The global RNG is seeded for the stage. Under several
+    processes every process computes the step from the same seed and data, so all end with the
+    same result; write files only where ``context["dist"].main``.
 
     Return a :class:`vemkit.engine.recipe.StepResult`: the new architecture of the teacher or
     the student as an arch config (``{"type": "pruned", ...}``, a searched

@@ -272,7 +272,8 @@ def run_recipe(
                     last.program,
                     stage.name,
                 )
-            output = Path(last.checkpoint).resolve() if last.checkpoint else None
+            # Every process reads it from the folder (only rank 0 wrote it, before a barrier).
+            output, _ = ckpt.latest(folder)
             if output is None:
                 raise VemkitError(f"stage '{stage.name}' finished without writing its weights")
             summary = {"eval": last.eval, "step": last.step}
