@@ -13,3 +13,6 @@ def register(registry) -> None:
         "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
     )
     registry.add("method", "cat", options=o.CATOptions, factory="vemkit_plugins.methods.cat:build")
+    registry.add(
+        "method", "cagc", options=o.CAGCOptions, factory="vemkit_plugins.methods.cagc:build"
+    )
