@@ -179,10 +179,12 @@ class CAGC:
             )
         self.ema, self.trained = role, f"{role}_g"
         # The EMA copy is the run's `role` module; the trained generator takes its group.
-        program.modules[role].group = None
-        group = program.groups[role]
-        group.optimizer_config = self._lazy_adam(t.path_every if t.path_weight > 0 else 0)
-        group.scheduler_config = {"type": "constant"}
+        program.set_group(role, None)
+        program.configure_group(
+            role,
+            optimizer=self._lazy_adam(t.path_every if t.path_weight > 0 else 0),
+            scheduler={"type": "constant"},
+        )
         arch = getattr(spec, role).arch
         program.add_module(
             self.trained,
