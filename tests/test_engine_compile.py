@@ -248,3 +248,27 @@ def test_malformed_run_plugins_are_reported(reg, config):
         compile(spec, registry=reg, callbacks=[Misspelt()])
     with pytest.raises(VemkitError, match=r"(?s)callback.0: cannot take part in the run: .*extra"):
         compile(spec, registry=reg, callbacks=[WrongArgs()])
+
+
+def test_a_method_moves_a_module_between_groups_and_reconfigures_a_group():
+    from vemkit.engine.program import Program
+    from vemkit.errors import VemkitError
+
+    class Spec:
+        class train:  # stands in for the spec's section
+            optimizer = {"type": "adam", "lr": 2e-4}
+            scheduler = {"type": "linear_decay"}
+            grad_clip = None
+
+    program = Program(Spec, registry=None)
+    program.add_group("student")
+    program.add_module("student", torch.nn.Linear(2, 2), group="student")
+    program.set_group("student", None)
+    assert not program.modules["student"].trainable
+    group = program.configure_group("student", optimizer={"type": "adam", "lr": 1e-3})
+    assert group.optimizer_config == {"type": "adam", "lr": 1e-3}
+    assert group.scheduler_config == {"type": "linear_decay"}
+    with pytest.raises(VemkitError, match="did you mean 'student'"):
+        program.set_group("student", "studnet")
+    with pytest.raises(VemkitError, match="no group named 'teacher'"):
+        program.configure_group("teacher", scheduler={"type": "constant"})

@@ -19,3 +19,6 @@ def register(registry) -> None:
         factory="vemkit_plugins.methods.gan_compression:build",
     )
     registry.add("method", "cat", options=o.CATOptions, factory="vemkit_plugins.methods.cat:build")
+    registry.add(
+        "method", "cagc", options=o.CAGCOptions, factory="vemkit_plugins.methods.cagc:build"
+    )

@@ -946,3 +946,129 @@ class CATOptions(Options):
     pool_size: Annotated[int, Field(ge=0)] = 50
     """Unpaired data, teacher stage: size of each discriminator's history of generated images
     (CAT's ``--pool_size``; the student stage's D sees the current image, as in CAT)."""
+
+
+class CAGCPruneStage(StepStage, ContentAwarePruningOptions):
+    """CAGC's ``prune.py`` as a recipe step: content-aware channel scores of the teacher's EMA
+    generator, then uniform removal of the lowest-scored ``int(C·remove_ratio)`` channels of
+    every layer; the student becomes a ``stylegan2_generator`` with those widths (``net_shape``),
+    holding the kept slices of the teacher's weights."""
+
+    changes = ("student",)
+
+    def describe(self, spec: Any) -> str:
+        mask = self.mask.get("type") if isinstance(self.mask, dict) else self.mask.type
+        return (
+            f"score the teacher's channels on {self.n_samples} samples ({mask} mask), remove "
+            f"int(C·{self.remove_ratio:g}) channels of every layer"
+        )
+
+
+class CAGCTeacherStage(TrainingStage):
+    """CAGC's teacher, trained in the recipe (StyleGAN2's own training): off by default."""
+
+    enabled: bool = False
+    """Run this stage (off by default: the paper's teacher is a released checkpoint)."""
+    iterations: Annotated[int, Field(gt=0)] | None = 800_000
+    """Iterations of the teacher's training (rosinality's default: 800k)."""
+    teacher: Literal["online", "frozen"] | None = "online"
+    """The teacher trains in this stage."""
+    student: bool = False
+    """No student in this stage; its evaluation scores the teacher's EMA generator."""
+
+    def describe(self, spec: Any) -> str:
+        return "train the StyleGAN2 teacher; its EMA generator is the teacher after"
+
+
+class CAGCRetrainStage(TrainingStage):
+    """CAGC's retraining of the pruned student (``train.py``)."""
+
+    iterations: Annotated[int, Field(gt=0)] | None = 450_000
+    """Iterations of the retraining (the paper: 450k at batch 16)."""
+    teacher: Literal["online", "frozen"] | None = "frozen"
+    """The teacher is fixed while the student distils from it."""
+
+    def describe(self, spec: Any) -> str:
+        return (
+            "retrain the pruned student from its pruned weights: StyleGAN2 losses + "
+            "content-aware KD from the frozen teacher"
+        )
+
+
+class CAGCStages(Stages):
+    """The CAGC recipe: (an optional teacher training) → content-aware pruning → retraining."""
+
+    teacher: CAGCTeacherStage = CAGCTeacherStage()
+    """Trains the StyleGAN2 teacher with the same objective (rosinality's ``train.py``); off by
+    default — the paper's teacher is a released checkpoint (``method.teacher_checkpoint``). On,
+    it makes a self-contained offline demo: a small teacher trained in the first stage."""
+
+    prune: CAGCPruneStage = CAGCPruneStage()
+    """Content-aware pruning of the teacher's EMA generator (CAGC ``prune.py``)."""
+
+    retrain: CAGCRetrainStage = CAGCRetrainStage()
+    """The pruned student (and its EMA copy) retrained from the pruned weights with the
+    StyleGAN2 losses plus content-aware KD from the frozen teacher (CAGC ``train.py``); the
+    discriminator continues from the teacher's."""
+
+
+class CAGCOptions(Options):
+    """CAGC — Content-Aware GAN Compression (Liu et al., CVPR 2021), a recipe of stages.
+
+    The StyleGAN2 objective of every training stage is rosinality's (``training``): the
+    ``discriminator`` phase (logistic loss on real images against this iteration's fakes, a
+    fresh style-mixed z), the lazy ``r1`` phase, the generator phase (non-saturating loss on a
+    second style-mixed z) and the lazy ``path`` phase, with the Adam learning rate and betas of
+    both groups scaled by k/(k+1). The module ``student`` (``teacher`` in the teacher stage) is
+    the **EMA** generator: what evaluation, sample grids, ``vemkit eval``/``export``/``profile``
+    and the stages after see; the trained generator is ``student_g`` (``teacher_g``).
+
+    Retraining adds to the generator phase ``cagc.kd_l1`` = mean|M⊙T(z) − M⊙S(z)| and
+    ``cagc.kd_perceptual`` = perceptual(M⊙S, M⊙T) on the same z and style-mixing crossover for
+    teacher and student, M the content mask of the teacher image (``stages.prune.mask``). An MI
+    term (``mi.positive: teacher``) gets the teacher image of the same z and crossover.
+    """
+
+    stages: CAGCStages = CAGCStages()
+    """Stages of the recipe."""
+
+    training: StyleGAN2TrainingOptions = StyleGAN2TrainingOptions()
+    """The StyleGAN2 objective and optimiser settings of every training stage."""
+
+    discriminator: Annotated[dict[str, Any] | None, Slot("arch")] = None
+    """The discriminator; null = ``{type: stylegan2_discriminator}`` at the teacher's size and
+    channel multiplier (config F). Its weights pass from the teacher stage (or
+    ``teacher_checkpoint``'s ``d``) to the retraining, as CAGC restores D from the teacher."""
+
+    teacher_checkpoint: str | None = None
+    """A rosinality/CAGC StyleGAN2 training checkpoint (``.pt``; CAGC's
+    ``256px_full_size.pt``): its ``g_ema`` becomes the teacher and its ``d`` the
+    discriminator, both loaded strictly in the recipe's first stage. ``teacher.checkpoint``
+    reads only vemkit's formats."""
+
+    kd_l1_weight: NonNegative = 3.0
+    """Weight of ``cagc.kd_l1`` (CAGC ``kd_l1_lambda``: 3)."""
+
+    kd_perceptual_weight: NonNegative = 3.0
+    """Weight of ``cagc.kd_perceptual`` (CAGC ``kd_lpips_lambda``: 3)."""
+
+    content_aware_kd: bool = True
+    """Mask both KD images with the content mask of the teacher image (CAGC: on); off, the KD
+    compares the whole images."""
+
+    perceptual: Literal["auto", "lpips", "inception", "random_vgg16"] = "auto"
+    """Distance of ``cagc.kd_perceptual``. ``lpips``: LPIPS v0.1 with VGG16 (CAGC), needs
+    ``lpips_weights`` and ``vgg_weights``. ``inception`` — the offline substitute: the LPIPS
+    formula (unit-normalised features, squared differences averaged over space and channels,
+    summed over layers) on the FID Inception's four stages with uniform channel weights, images
+    below 64 px upsampled to 64; numbers with it are not CAGC's. ``random_vgg16``: the same
+    formula on a random VGG16, for tests only. ``auto``: ``lpips`` when ``lpips_weights`` is
+    given, else ``inception``. The run's notes and ``vemkit plan`` name the one used."""
+
+    lpips_weights: str | None = None
+    """LPIPS v0.1 linear-layer weights for VGG (``lpips/weights/v0.1/vgg.pth`` of the lpips
+    package or of CAGC's repository)."""
+
+    vgg_weights: str | None = None
+    """torchvision's ImageNet VGG16 state dict for ``lpips``; null reads
+    $TORCH_HOME/hub/checkpoints/vgg16-397923af.pth."""

@@ -11,14 +11,15 @@ with no marked method simply contributes nothing.
 
 What a plugin builds, it builds through the :class:`~vemkit.engine.program.Program` it is
 handed: ``program.add_module`` (discriminators, extra teachers, energy nets, adapters),
-``program.add_group`` (an optimizer + schedule per trainable group), ``program.add_producer``
-(named tensors computed lazily once per iteration), ``program.tap`` (a forward hook by dotted
-module path), ``program.add_phase`` / ``program.add_term`` (the phases of one iteration and
-their named, weighted loss terms), ``program.add_phase_filter`` (which phases run at which
-iteration: alternating blocks of iterations), and, while training, ``program.score`` (metrics of
-any named tensor over the evaluation set, e.g. to pick a best teacher). The engine owns the
-*how*: devices, precision, backward, gradient clipping, the NaN guard, optimizer and scheduler
-steps, logging, checkpoints.
+``program.add_group`` (an optimizer + schedule per trainable group; ``program.set_group`` and
+``program.configure_group`` change a module's group or a group's optimizer),
+``program.add_producer`` (named tensors computed lazily once per iteration), ``program.tap``
+(a forward hook by dotted module path), ``program.add_phase`` / ``program.add_term`` (the
+phases of one iteration and their named, weighted loss terms), ``program.add_phase_filter``
+(which phases run at which iteration: alternating blocks of iterations), and, while training,
+``program.score`` (metrics of any named tensor over the evaluation set, e.g. to pick a best
+teacher). The engine owns the *how*: devices, precision, backward, gradient clipping, the NaN
+guard, optimizer and scheduler steps, logging, checkpoints.
 
 Order of calls for one run::
 

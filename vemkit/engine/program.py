@@ -275,6 +275,44 @@ class Program:
         self.groups[name] = group
         return group
 
+    def set_group(self, module: str, group: str | None) -> None:
+        """Let ``group`` train the module called ``module`` (None: freeze it). E.g. a method
+        whose run module ``student`` is an EMA copy (what evaluation and export use) freezes
+        it and lets the ``student`` group train the generator it averages."""
+        entry = self.modules.get(module)
+        if entry is None:
+            raise VemkitError(f"no module named '{module}'{suggest(module, self.modules)}")
+        if group is not None and group not in self.groups:
+            raise VemkitError(
+                f"{self._source}: module '{module}' cannot join group '{group}', which does not "
+                f"exist{suggest(group, self.groups)}"
+            )
+        entry.group = group
+
+    def configure_group(
+        self,
+        name: str,
+        *,
+        optimizer: Any = None,
+        scheduler: Any = None,
+        grad_clip: float | None = None,
+    ) -> Group:
+        """Replace the optimizer, schedule or gradient clipping of an existing group (e.g. the
+        ``student`` group a core built from ``train.optimizer``: StyleGAN2's lazy
+        regularisation scales its learning rate and betas). Before the program is finalised."""
+        group = self.groups.get(name)
+        if group is None:
+            raise VemkitError(f"no group named '{name}'{suggest(name, self.groups)}")
+        if group.optimizer is not None:
+            raise VemkitError(f"group '{name}': its optimizer is built already")
+        if optimizer is not None:
+            group.optimizer_config = optimizer
+        if scheduler is not None:
+            group.scheduler_config = scheduler
+        if grad_clip is not None:
+            group.grad_clip = grad_clip
+        return group
+
     def add_producer(
         self,
         name: str,
