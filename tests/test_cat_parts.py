@@ -300,3 +300,13 @@ def test_deepcopy_keeps_architecture(reg):
     net = tiny(reg)
     clone = copy.deepcopy(net)
     assert clone.widths() == net.widths()
+
+
+def test_profile_prints_cats_own_count_beside_the_paper_convention(reg):
+    from vemkit.profile import profile_module
+
+    net = reg.build("arch", {"type": "inception_resnet", "init_type": "default"})
+    row = profile_module("teacher", net, (3, 256, 256), latency_runs=0)
+    assert row.macs_named == {"cat": 43_527_405_568}
+    assert round(row.params / 1e6, 2) == 8.15
+    assert round(row.macs_paper / 1e9, 2) == 43.49

@@ -466,7 +466,7 @@ def profile_module(
     _flop_mapping(convention)  # reject an unknown convention before any work
     inputs = example_inputs(input_shape)
     row = ProfileRow(
-        macs_named=named_macs(module),
+        macs_named=named_macs(module, inputs),
         name=name,
         params=count_params(module),
         macs_paper=count_macs(module, inputs, "paper"),
@@ -489,12 +489,17 @@ def profile_module(
     return row
 
 
-def named_macs(module: nn.Module) -> dict[str, int]:
-    """The architecture's own MAC conventions, ``module.named_macs()``, if it defines one."""
+def named_macs(module: nn.Module, inputs: Sequence[torch.Tensor] = ()) -> dict[str, int]:
+    """The architecture's own MAC conventions, ``module.named_macs()`` — or
+    ``module.named_macs(*inputs)`` for a count that depends on the input size (CAT's) —, if it
+    defines one."""
+    import inspect
+
     method = getattr(module, "named_macs", None)
     if not callable(method):
         return {}
-    counts = method()
+    takes_inputs = bool(inspect.signature(method).parameters)
+    counts = method(*inputs) if takes_inputs else method()
     return {str(k): int(v) for k, v in dict(counts).items()}
 
 
