@@ -1,15 +1,18 @@
 """The MI ablation (paper Table 4's protocol) on the offline demo tasks: a thin caller of
 ``vemkit sweep``.
 
-For every method (``--methods``) and task (``--tasks``) it sweeps one spec,
+For every method (``--methods``: ``omgd``, and the recipe methods ``gcc``, ``cat``, ``cagc``)
+on each of its tasks (``METHODS``; ``--tasks`` narrows them) it sweeps one spec,
 ``specs/ablations/<setting>/<task>_<method>.yaml``, over the MI arms (``--arms``: ``none``,
 ``vid``, ``crd``, ``vem`` and two VEM sampler variants) × the seeds, with ``vemkit.sweep``:
 every cell a plain ``vemkit run`` in ``<runs>/<method>/<task>/<arm>/seed<k>``, several at a time
 (``--jobs``), then ``vemkit eval`` on the first ``--fid-samples`` evaluation items (FID/KID
-from that many samples, PSNR/SSIM against the true targets: the shoes, or the held-out true
-pairs of the emoji set), then the sweep's report with the paired differences to ``none``.
-Where the setting has a teacher spec (``<task>_teacher.yaml``: the frozen pre-trained teachers
-every arm shares), it is trained first, once, in ``<runs>/teachers/<task>``.
+from that many samples; PSNR/SSIM against the true targets where the task has them: the shoes,
+or the held-out true pairs of the emoji set; FID/KID only for the unconditional tasks), then the
+sweep's report with the paired differences to ``none``. Where the method shares the setting's
+teacher spec (``<task>_teacher.yaml``: the frozen pre-trained teachers every arm shares), it is
+trained first, once, in ``<runs>/teachers/<task>``; the recipe methods train their own teacher
+inside every cell. ``gcc``, ``cat`` and ``cagc`` have the ``cpu`` setting only.
 
 Resumable: run the same command again; finished cells and the finished teacher are skipped,
 stopped ones resumed, current evaluations reused. Prints the sweep's tables per (method, task)
