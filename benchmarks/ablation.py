@@ -186,7 +186,7 @@ METHODS: dict[str, Method] = {
     # Adding a method is one entry here, plus its spec files under its settings' patterns.
     "omgd": Method("OMGD (Ren et al., ICCV 2021)", ("edges2shoes-fmnist", "emoji")),
     "gcc": Method(
-        "GCC (Li et al., ICCV 2021)",
+        "GCC (Li et al., NeurIPS 2021)",
         ("emoji-twitter",),
         settings=("cpu",),
         shared_teacher=False,
