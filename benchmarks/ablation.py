@@ -1,15 +1,18 @@
 """The MI ablation (paper Table 4's protocol) on the offline demo tasks: a thin caller of
 ``vemkit sweep``.
 
-For every method (``--methods``) and task (``--tasks``) it sweeps one spec,
+For every method (``--methods``: ``omgd``, and the recipe methods ``gcc``, ``cat``, ``cagc``)
+on each of its tasks (``METHODS``; ``--tasks`` narrows them) it sweeps one spec,
 ``specs/ablations/<setting>/<task>_<method>.yaml``, over the MI arms (``--arms``: ``none``,
 ``vid``, ``crd``, ``vem`` and two VEM sampler variants) × the seeds, with ``vemkit.sweep``:
 every cell a plain ``vemkit run`` in ``<runs>/<method>/<task>/<arm>/seed<k>``, several at a time
 (``--jobs``), then ``vemkit eval`` on the first ``--fid-samples`` evaluation items (FID/KID
-from that many samples, PSNR/SSIM against the true targets: the shoes, or the held-out true
-pairs of the emoji set), then the sweep's report with the paired differences to ``none``.
-Where the setting has a teacher spec (``<task>_teacher.yaml``: the frozen pre-trained teachers
-every arm shares), it is trained first, once, in ``<runs>/teachers/<task>``.
+from that many samples; PSNR/SSIM against the true targets where the task has them: the shoes,
+or the held-out true pairs of the emoji set; FID/KID only for the unconditional tasks), then the
+sweep's report with the paired differences to ``none``. Where the method shares the setting's
+teacher spec (``<task>_teacher.yaml``: the frozen pre-trained teachers every arm shares), it is
+trained first, once, in ``<runs>/teachers/<task>``; the recipe methods train their own teacher
+inside every cell. ``gcc``, ``cat`` and ``cagc`` have the ``cpu`` setting only.
 
 Resumable: run the same command again; finished cells and the finished teacher are skipped,
 stopped ones resumed, current evaluations reused. Prints the sweep's tables per (method, task)
@@ -27,7 +30,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +45,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS / "ablation.json"
 DEFAULT_RUNS = RESULTS / "ablation"
 
-METHODS = {
-    # Adding a method is this one line, plus its spec files under the settings' patterns.
-    "omgd": "OMGD (Ren et al., ICCV 2021)",
-}
 
 ARMS: dict[str, tuple[str, ...]] = {
     "none": ("mi.type=none",),
@@ -100,6 +99,9 @@ class Task:
     stem: str
     """The task's part of the spec file names."""
     about: str
+    metrics: tuple[str, ...] = ("fid", "psnr", "ssim")
+    """What the evaluation measures: ``fid`` (with KID), and ``psnr``/``ssim`` where the task
+    has true targets (an unconditional task has none: FID/KID only)."""
 
 
 TASKS = {
@@ -111,15 +113,107 @@ TASKS = {
     "emoji": Task(
         "emoji",
         "emoji",
-        "unpaired: CycleGAN on Google -> Twitter emoji, 64 px; PSNR/SSIM on the held-out true "
-        "pairs",
+        "unpaired: Google -> Twitter emoji, 64 px; PSNR/SSIM on the held-out true pairs",
+    ),
+    "emoji-twitter": Task(
+        "emoji-twitter",
+        "emoji_twitter",
+        "unconditional: the 1,697 Twitter emoji, 64 px; FID/KID against the training emoji",
+        ("fid",),
+    ),
+    "fmnist32": Task(
+        "fmnist32",
+        "fmnist32",
+        "unconditional: Fashion-MNIST, 32 px; FID/KID against the test images",
+        ("fid",),
     ),
 }
 
 
-def metric_configs(fid_samples: int) -> list[dict[str, Any]]:
-    """The evaluation: FID/KID from ``fid_samples`` images, PSNR and SSIM on the same items."""
-    return [{"type": "fid", "num_samples": fid_samples}, {"type": "psnr"}, {"type": "ssim"}]
+def metric_configs(fid_samples: int, task: Task) -> list[dict[str, Any]]:
+    """The evaluation of ``task``: FID/KID from ``fid_samples`` images, and PSNR and SSIM on the
+    same items where the task has true targets."""
+    return [
+        {"type": "fid", "num_samples": fid_samples} if m == "fid" else {"type": m}
+        for m in task.metrics
+    ]
+
+
+def pairs(methods: Sequence[str], tasks: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The (method, task) sweeps: each method on its own tasks, or on those of ``tasks`` (all
+    given) that it runs. A method that runs none of the given tasks is an error."""
+    from vemkit.errors import VemkitError
+
+    out = []
+    for method in methods:
+        own = METHODS[method].tasks
+        chosen = own if tasks is None else tuple(t for t in tasks if t in own)
+        if not chosen:
+            raise VemkitError(
+                f"--tasks {' '.join(tasks or ())}: method {method} runs none of them "
+                f"(its tasks: {', '.join(own)})"
+            )
+        out += [(method, t) for t in chosen]
+    return out
+
+
+@dataclass(frozen=True)
+class Method:
+    """One distillation method of the ablation: which tasks and settings it has specs for."""
+
+    about: str
+    tasks: tuple[str, ...]
+    """The tasks (keys of ``TASKS``) it runs: a spec per task under each of its settings."""
+    settings: tuple[str, ...] = ("cpu", "gpu")
+    """The settings (keys of ``SETTINGS``) it has specs for."""
+    shared_teacher: bool = True
+    """Whether the cells share the setting's pre-trained teacher (``<task>_teacher.yaml``);
+    False where the method's recipe trains its own teacher inside every cell."""
+    iterations_key: str = "train.iterations"
+    """The spec key that ``--iterations`` sets (a recipe's stage length for staged methods)."""
+    arm_overrides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Extra overrides for an arm on this method's specs (e.g. CRD's negatives where there
+    is no dataset item to key a memory bank by)."""
+    cpu_only_reason: str = ""
+    """Why it has no ``gpu`` setting (said in the error when one is asked for)."""
+
+
+# A fresh z every step (unconditional GANs) gives CRD no item to key its memory bank by: the
+# negatives are the batch's other samples, as the methods' paper CRD specs have it.
+_CRD_BATCH = {"crd": ("mi.negatives=batch",)}
+
+METHODS: dict[str, Method] = {
+    # Adding a method is one entry here, plus its spec files under its settings' patterns.
+    "omgd": Method("OMGD (Ren et al., ICCV 2021)", ("edges2shoes-fmnist", "emoji")),
+    "gcc": Method(
+        "GCC (Li et al., NeurIPS 2021)",
+        ("emoji-twitter",),
+        settings=("cpu",),
+        shared_teacher=False,
+        arm_overrides=_CRD_BATCH,
+        cpu_only_reason="its paper specs (specs/paper/sagan_celeba_gcc*.yaml) are on CelebA, "
+        "not an offline demo task; the demo widths are the cpu setting's",
+    ),
+    "cat": Method(
+        "CAT (Jin et al., CVPR 2021)",
+        ("emoji",),
+        settings=("cpu",),
+        shared_teacher=False,
+        iterations_key="method.stages.student.iterations",
+        cpu_only_reason="its paper specs (specs/paper/horse2zebra_cat*.yaml) are on "
+        "horse2zebra, not an offline demo task",
+    ),
+    "cagc": Method(
+        "CAGC (Liu et al., CVPR 2021)",
+        ("fmnist32",),
+        settings=("cpu",),
+        shared_teacher=False,
+        iterations_key="method.stages.retrain.iterations",
+        arm_overrides=_CRD_BATCH,
+        cpu_only_reason="its paper specs (specs/paper/stylegan2_ffhq_cagc*.yaml) are on FFHQ, "
+        "not an offline demo task",
+    ),
+}
 
 
 def _path(pattern: str, task: Task, method: str) -> Path:
@@ -162,8 +256,8 @@ def train_teacher(
     overrides that point at its weights."""
     from vemkit import sweep as sweeps
 
-    if setting.teacher is None:
-        return []
+    if setting.teacher is None or not METHODS[method].shared_teacher:
+        return []  # no shared teacher: the method's recipe trains one inside every cell
     spec_path = _path(setting.teacher, task, method)
     if not spec_path.is_file():
         return []
@@ -187,6 +281,11 @@ def train_teacher(
     return teacher_paths(_path(setting.spec, task, method), original, plan.cells[0].run_dir)
 
 
+def arm_overrides(method: str, arm: str) -> tuple[str, ...]:
+    """The overrides of ``arm`` on ``method``'s specs: the arm's, then the method's own."""
+    return (*ARMS[arm], *METHODS[method].arm_overrides.get(arm, ()))
+
+
 def sweep_one(
     setting: Setting,
     task: Task,
@@ -201,6 +300,7 @@ def sweep_one(
     from vemkit.sweep_report import paired_summary_lines
 
     spec_path = _path(setting.spec, task, method)
+    about = METHODS[method]
     if not spec_path.is_file():
         raise SystemExit(
             f"no {args.setting} spec for method {method} on task {task.name}: "
@@ -208,12 +308,14 @@ def sweep_one(
         )
     teacher = train_teacher(setting, task, method, args, log=log, runner=runner)
     arms = [
-        sweeps.Arm(name, (*ARMS[name], *(o for a, o in args.mi_overrides if a == name)))
+        sweeps.Arm(
+            name, (*arm_overrides(method, name), *(o for a, o in args.mi_overrides if a == name))
+        )
         for name in args.arms
     ]
     overrides = [*args.overrides, *teacher, f"train.device={args.device}"]
     if args.iterations is not None:
-        overrides.append(f"train.iterations={args.iterations}")
+        overrides.append(f"{about.iterations_key}={args.iterations}")
     if args.batch_size is not None:
         overrides.append(f"train.batch_size={args.batch_size}")
     plan = sweeps.plan(
@@ -223,7 +325,7 @@ def sweep_one(
         out=args.runs / method / task.name,
         overrides=overrides,
         threads=args.threads,
-        metrics=metric_configs(args.fid_samples),
+        metrics=metric_configs(args.fid_samples, task),
         eval_items=args.fid_samples,
         baseline="none" if "none" in args.arms else None,
     )
@@ -231,7 +333,7 @@ def sweep_one(
         plan.write_plan()
         print(sweeps.describe(plan))
         return {"plan": plan, "evaluations": None}
-    title = f"MI ablation: {METHODS[method]} on {task.name} ({args.setting} setting)"
+    title = f"MI ablation: {about.about} on {task.name} ({args.setting} setting)"
     result = sweeps.run_sweep(plan, jobs=args.jobs, log=log, runner=runner, title=title)
     lines = paired_summary_lines(plan, result["evaluations"])
     return {"plan": plan, "evaluations": result["evaluations"], "report": result["report"],
@@ -247,8 +349,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--jobs 2",
     )
     p.add_argument("--setting", choices=list(SETTINGS), default="cpu", help="spec set (cpu)")
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=None,
+        help="methods (default: every one that has the setting's specs)",
+    )
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=list(TASKS),
+        default=None,
+        help="tasks (default: each method's own; given, each method runs those it has)",
+    )
     p.add_argument(
         "--arms",
         "--mi",
@@ -260,7 +374,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument(
-        "--iterations", type=int, default=None, help="training iterations (default: the spec's)"
+        "--iterations",
+        type=int,
+        default=None,
+        help="training iterations: the key each method names (train.iterations, or the "
+        "distillation stage's length for cat and cagc; default: the spec's)",
     )
     p.add_argument("--batch-size", type=int, default=None, help="default: the spec's")
     p.add_argument(
@@ -301,6 +419,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name in ("iterations", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.methods is None:  # those with the setting's specs (and one of the given tasks)
+        args.methods = [
+            m
+            for m, about in METHODS.items()
+            if args.setting in about.settings
+            and (args.tasks is None or set(args.tasks) & set(about.tasks))
+        ]
+        if not args.methods:
+            p.error(f"--tasks: no method runs {' '.join(args.tasks)} in the {args.setting} setting")
+    for method in args.methods:
+        if args.setting not in METHODS[method].settings:
+            p.error(
+                f"--methods {method}: no {args.setting} setting (only "
+                f"{', '.join(METHODS[method].settings)}): {METHODS[method].cpu_only_reason}"
+            )
     for arm, _ in args.mi_overrides:
         if arm not in ARMS:
             p.error(f"--mi-set: unknown arm {arm!r} (one of {', '.join(ARMS)})")
@@ -326,18 +459,18 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     started = _timing.now()
     done = []
     try:
-        for method in args.methods:
-            for name in args.tasks:
-                done.append(
-                    (method, TASKS[name], sweep_one(
-                        setting, TASKS[name], method, args, log=log, runner=runner))
-                )  # fmt: skip
+        for method, name in pairs(args.methods, args.tasks):
+            done.append(
+                (method, TASKS[name], sweep_one(
+                    setting, TASKS[name], method, args, log=log, runner=runner))
+            )  # fmt: skip
     except VemkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.dry_run:
         return 0
     wall = _timing.now() - started
+    tasks = list({task.name: task for _, task, _ in done}.values())
 
     cells, statistics, reports = [], [], {}
     for method, task, got in done:
@@ -380,9 +513,14 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
             "mi_overrides": [list(x) for x in args.mi_overrides],
         },
         "arms": {a: list(ARMS[a]) for a in args.arms},
-        "methods": {m: METHODS[m] for m in args.methods},
-        "tasks": {t: TASKS[t].about for t in args.tasks},
-        "metrics": metric_configs(args.fid_samples),
+        "arm_overrides": {
+            m: {a: list(o) for a, o in METHODS[m].arm_overrides.items() if a in args.arms}
+            for m in args.methods
+        },
+        "methods": {m: METHODS[m].about for m in args.methods},
+        "iterations_keys": {m: METHODS[m].iterations_key for m in args.methods},
+        "tasks": {task.name: task.about for task in tasks},
+        "metrics": {task.name: metric_configs(args.fid_samples, task) for task in tasks},
         "cells": cells,
         "statistics": statistics,
         "reports": reports,
@@ -397,7 +535,7 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
         f"{result['load_after']} after\n"
     )
     for method, task, got in done:
-        print(f"**{METHODS[method]}, {task.name}** ({task.about})\n")
+        print(f"**{METHODS[method].about}, {task.name}** ({task.about})\n")
         print("\n".join(got["lines"]))
     print(f"JSON: {args.output}; reports: {', '.join(reports.values())}")
     return 0

@@ -51,7 +51,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="share of the budget given to training iterations (0.7)",
     )
     p.add_argument(
-        "--tasks", nargs="+", choices=list(ablation.TASKS), default=["edges2shoes-fmnist"]
+        "--tasks",
+        nargs="+",
+        choices=list(ablation.METHODS["omgd"].tasks),
+        default=["edges2shoes-fmnist"],
     )
     p.add_argument(
         "--arms", nargs="+", choices=list(ablation.ARMS), default=list(ablation.PAPER_ARMS)
@@ -174,6 +177,7 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     sets = [*args.overrides, *_cell_overrides(chosen["iterations"])]
     forwarded = [
         "--setting", "gpu",
+        "--methods", "omgd",  # the gpu setting's specs are OMGD's
         "--tasks", *args.tasks,
         "--arms", *args.arms,
         "--seeds", *map(str, args.seeds),

@@ -144,17 +144,92 @@ def test_ablation_rejects_an_override_for_an_unknown_arm():
 def test_every_method_has_a_spec_per_task_and_arms_that_validate():
     from vemkit import sweep as sweeps
 
-    arms = [sweeps.Arm(n, o) for n, o in ablation.ARMS.items()]
-    for setting, mode in (("cpu", "frozen"), ("gpu", "online")):
-        for method in ablation.METHODS:
-            for task in ablation.TASKS.values():
-                path = ablation._path(ablation.SETTINGS[setting].spec, task, method)
+    checked = set()
+    for name, method in ablation.METHODS.items():
+        arms = [sweeps.Arm(a, ablation.arm_overrides(name, a)) for a in ablation.ARMS]
+        assert method.settings and set(method.settings) <= set(ablation.SETTINGS)
+        for setting in method.settings:
+            for task in method.tasks:
+                path = ablation._path(ablation.SETTINGS[setting].spec, ablation.TASKS[task], name)
                 plan = sweeps.plan(path, [sweeps.Axis("arm", tuple(arms))], [0])
                 types = [c.spec.mi.type for c in plan.cells]
                 assert types == ["none", "vid", "crd", "vem", "vem", "vem"]
                 assert plan.cells[4].spec.mi.sampler.noise_std == "auto"
                 assert plan.cells[5].spec.mi.sampler.init == "marginal"
-                assert plan.cells[0].spec.teacher.mode == mode
+                base = plan.cells[0].spec
+                if method.shared_teacher:
+                    # cpu: the shared pre-trained teacher, frozen; gpu: OMGD's online teachers
+                    assert base.teacher.mode == ("frozen" if setting == "cpu" else "online")
+                else:
+                    # An independent cell: its recipe trains its teacher, loads no other run's.
+                    assert base.teacher.checkpoint is None
+                    assert getattr(base.method, "discriminator_checkpoint", None) is None
+                # The key --iterations sets exists in the spec (a typo would add nothing).
+                node = base.model_dump()
+                for part in method.iterations_key.split("."):
+                    node = node[part]
+                assert isinstance(node, int) and node > 0
+                checked.add((name, setting, task))
+    assert ("omgd", "gpu", "emoji") in checked and ("cagc", "cpu", "fmnist32") in checked
+    assert len(checked) == 7  # omgd: 2 tasks x 2 settings; gcc, cat, cagc: one task, cpu
+
+
+def test_unconditional_tasks_are_scored_by_fid_only():
+    fid = {"type": "fid", "num_samples": 64}
+    assert ablation.metric_configs(64, ablation.TASKS["fmnist32"]) == [fid]
+    assert ablation.metric_configs(64, ablation.TASKS["emoji-twitter"]) == [fid]
+    assert ablation.metric_configs(64, ablation.TASKS["emoji"]) == [
+        fid, {"type": "psnr"}, {"type": "ssim"}
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "task", "key"),
+    [
+        ("gcc", "emoji-twitter", "train.iterations"),
+        ("cat", "emoji", "method.stages.student.iterations"),
+        ("cagc", "fmnist32", "method.stages.retrain.iterations"),
+    ],
+)
+def test_dry_run_plans_the_cells_of_a_recipe_method(tmp_path, capsys, method, task, key):
+    runs = tmp_path / "runs"
+    argv = ["--methods", method, "--arms", "none", "crd", "vem", "--seeds", "0", "1",
+            "--iterations", "7", "--dry-run", "--runs", str(runs), "--quiet"]  # fmt: skip
+    assert ablation.main(argv) == 0
+    assert "6 cells = 3 arm × 2 seeds; reference arm: none" in capsys.readouterr().out
+    # Each method sweeps its own task only, and trains no shared teacher.
+    assert sorted(p.name for p in runs.iterdir()) == [method]
+    assert [p.name for p in (runs / method).iterdir()] == [task]
+    plan = json.loads((runs / method / task / "cells.json").read_text())
+    assert plan["overrides"] == ["train.device=cpu", f"{key}=7"]
+    unconditional = ablation.TASKS[task].metrics == ("fid",)
+    assert [m["type"] for m in plan["evaluation"]["metrics"]] == (
+        ["fid"] if unconditional else ["fid", "psnr", "ssim"]
+    )
+    crd = next(a for a in plan["axes"][0]["arms"] if a["name"] == "crd")
+    assert ("mi.negatives=batch" in crd["overrides"]) == unconditional
+    assert [(c["config"], c["seed"]) for c in plan["cells"]] == [
+        ("none", 0), ("none", 1), ("crd", 0), ("crd", 1), ("vem", 0), ("vem", 1)
+    ]  # fmt: skip
+    assert not [o for c in plan["cells"] for o in c["overrides"] if "checkpoint" in o]
+
+
+def test_ablation_says_which_methods_and_tasks_go_together(tmp_path, capsys):
+    # The recipe methods have no gpu-setting specs: a clear error, and not in the default.
+    with pytest.raises(SystemExit):
+        ablation.parse_args(["--setting", "gpu", "--methods", "cat"])
+    assert "--methods cat: no gpu setting" in capsys.readouterr().err
+    assert ablation.parse_args(["--setting", "gpu"]).methods == ["omgd"]
+    assert ablation.parse_args([]).methods == ["omgd", "gcc", "cat", "cagc"]
+    assert ablation.parse_args(["--tasks", "emoji"]).methods == ["omgd", "cat"]
+    with pytest.raises(SystemExit):
+        ablation.parse_args(["--setting", "gpu", "--tasks", "fmnist32"])
+    # Given tasks: each method runs those it has; one that has none of them is an error.
+    assert ablation.pairs(["omgd", "cat"], ["emoji"]) == [("omgd", "emoji"), ("cat", "emoji")]
+    argv = ["--methods", "cat", "--tasks", "edges2shoes-fmnist", "--dry-run",
+            "--runs", str(tmp_path), "--quiet"]  # fmt: skip
+    assert ablation.main(argv) != 0
+    assert "method cat runs none of them (its tasks: emoji)" in capsys.readouterr().err
 
 
 def test_scale_overrides_shrink_the_paper_setting():
