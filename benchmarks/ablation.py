@@ -203,6 +203,15 @@ METHODS: dict[str, Method] = {
         cpu_only_reason="its paper specs (specs/paper/horse2zebra_cat*.yaml) are on "
         "horse2zebra, not an offline demo task",
     ),
+    "gan_compression": Method(
+        "GAN-Compression (Li et al., CVPR 2020)",
+        ("emoji",),
+        settings=("cpu",),
+        shared_teacher=False,
+        iterations_key="method.stages.finetune.iterations",
+        cpu_only_reason="its paper specs (specs/paper/summer2winter_gan_compression*.yaml) are "
+        "on summer2winter, not an offline demo task",
+    ),
     "cagc": Method(
         "CAGC (Liu et al., CVPR 2021)",
         ("fmnist32",),

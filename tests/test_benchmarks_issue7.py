@@ -171,7 +171,7 @@ def test_every_method_has_a_spec_per_task_and_arms_that_validate():
                 assert isinstance(node, int) and node > 0
                 checked.add((name, setting, task))
     assert ("omgd", "gpu", "emoji") in checked and ("cagc", "cpu", "fmnist32") in checked
-    assert len(checked) == 7  # omgd: 2 tasks x 2 settings; gcc, cat, cagc: one task, cpu
+    assert len(checked) == 8  # omgd: 2 tasks x 2 settings; the recipes: one task, cpu
 
 
 def test_unconditional_tasks_are_scored_by_fid_only():
@@ -188,6 +188,7 @@ def test_unconditional_tasks_are_scored_by_fid_only():
     [
         ("gcc", "emoji-twitter", "train.iterations"),
         ("cat", "emoji", "method.stages.student.iterations"),
+        ("gan_compression", "emoji", "method.stages.finetune.iterations"),
         ("cagc", "fmnist32", "method.stages.retrain.iterations"),
     ],
 )
@@ -220,8 +221,8 @@ def test_ablation_says_which_methods_and_tasks_go_together(tmp_path, capsys):
         ablation.parse_args(["--setting", "gpu", "--methods", "cat"])
     assert "--methods cat: no gpu setting" in capsys.readouterr().err
     assert ablation.parse_args(["--setting", "gpu"]).methods == ["omgd"]
-    assert ablation.parse_args([]).methods == ["omgd", "gcc", "cat", "cagc"]
-    assert ablation.parse_args(["--tasks", "emoji"]).methods == ["omgd", "cat"]
+    assert ablation.parse_args([]).methods == ["omgd", "gcc", "cat", "gan_compression", "cagc"]
+    assert ablation.parse_args(["--tasks", "emoji"]).methods == ["omgd", "cat", "gan_compression"]
     with pytest.raises(SystemExit):
         ablation.parse_args(["--setting", "gpu", "--tasks", "fmnist32"])
     # Given tasks: each method runs those it has; one that has none of them is an error.
