@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install test test-slow lint format demo demo-gcc demo-cat demo-cagc \
-	demo-gan-compression-none demo-gan-compression-vem schema clean
+	demo-gan-compression demo-gan-compression-none demo-gan-compression-vem schema clean
 
 install: $(STAMP)
 
@@ -56,7 +56,7 @@ demo: install
 		--title "vemkit quickstart: OMGD vs OMGD + VEM on edges2shoes-fmnist"
 
 # GAN-Compression's recipe (teacher, supernet, search, fine-tune) on the offline emoji task, on the
-# CPU: `make demo-gan-compression-none` or `make demo-gan-compression-vem`.
+# CPU: `make demo-gan-compression` runs both (`-none`, `-vem`: one of them) and one report.
 DEMO_GC_EVAL := --metrics '[{type: fid, num_samples: 64, kid_subset_size: 32}, {type: psnr}, \
 	{type: ssim}]' --max-items 64 --latency 20
 demo-gan-compression-none demo-gan-compression-vem: demo-gan-compression-%: install
@@ -66,6 +66,10 @@ demo-gan-compression-none demo-gan-compression-vem: demo-gan-compression-%: inst
 	$(BIN)/vemkit eval runs/demo-gc/$* $(DEMO_GC_EVAL)
 	$(BIN)/vemkit report runs/demo-gc/$* --out runs/demo-gc/$*/report \
 		--title "vemkit demo: GAN-Compression (mi: $*) on emoji google->twitter"
+
+demo-gan-compression: demo-gan-compression-none demo-gan-compression-vem
+	$(BIN)/vemkit report runs/demo-gc/none runs/demo-gc/vem --out runs/demo-gc/report \
+		--title "vemkit GAN-Compression demo: mi none vs VEM on emoji google->twitter"
 
 # GCC's recipe (sparse pre-train -> prune -> online distillation) on 64 px emoji, with and
 # without VEM (specs/ablations/emoji_gcc_*.yaml): 16.6 min measured on 2 shared cores at load
