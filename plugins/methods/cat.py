@@ -47,6 +47,7 @@ from vemkit.engine.state import State
 from vemkit.errors import VemkitError
 from vemkit_plugins.archs.inception import InceptionGenerator
 from vemkit_plugins.methods.cat_losses import ka_distill_loss
+from vemkit_plugins.methods.kd import probe_discriminator
 from vemkit_plugins.methods.omgd_losses import ImagePool, gan_loss_d, gan_loss_g
 from vemkit_plugins.methods.options import CATOptions
 
@@ -720,25 +721,10 @@ class CAT:
                 f"as many input as output channels ({self.in_c} ≠ {self.out_c}); set it to 0"
             )
         if not program.meta:
-            problem = self._probe(program)
+            problem = probe_discriminator(program, conditional=self.conditional)
             if problem:
                 problems.append(problem)
         return problems
-
-    def _probe(self, program: Any) -> str | None:
-        batch = program.example_batch(1)
-        image = batch["target"]
-        if self.conditional:
-            image = torch.cat([batch["input"], image], dim=1)
-        try:
-            with torch.no_grad(), program.eval_mode():
-                program.module(DISCRIMINATOR)(image)
-        except Exception as exc:  # a shape error of the user's network choice
-            return (
-                f"method.discriminator: cannot score images of shape {tuple(image.shape[1:])}: "
-                f"{exc}"
-            )
-        return None
 
     # -- the prune step -----------------------------------------------------------------------
     @hookimpl

@@ -49,7 +49,7 @@ from vemkit.engine.program import Stage
 from vemkit.engine.recipe import StepResult
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
-from vemkit_plugins.methods.kd import d_fake_loss, d_real_loss, g_loss
+from vemkit_plugins.methods.kd import d_fake_loss, d_real_loss, g_loss, probe_discriminator
 from vemkit_plugins.methods.omgd_losses import ImagePool
 from vemkit_plugins.methods.options import GanCompressionOptions
 
@@ -459,23 +459,10 @@ class GanCompression:
                             f"method.channels.{i}: width {max(entry)} is wider than the "
                             f"student (ngf {ngf})"
                         )
-        problem = self._probe_discriminator(program)
+        problem = probe_discriminator(program, conditional=self.conditional)
         if problem:
             problems.append(problem)
         return problems
-
-    def _probe_discriminator(self, program: Any) -> str | None:
-        batch = program.example_batch(1)
-        image = batch["target"]
-        if self.conditional:
-            image = torch.cat([batch["input"], image], dim=1)
-        try:
-            with torch.no_grad(), program.eval_mode():
-                program.module(DISCRIMINATOR)(image)
-        except Exception as exc:  # a shape error of the user's network choice
-            shape = tuple(image.shape[1:])
-            return f"method.discriminator: cannot score images of shape {shape}: {exc}"
-        return None
 
     @hookimpl
     def vemkit_stages(self, program: Any, spec: Any) -> list[Stage] | None:

@@ -64,6 +64,7 @@ from vemkit_plugins.methods.gcc_losses import (
     make_gcc_adapter,
     sparsity_targets,
 )
+from vemkit_plugins.methods.kd import probe_discriminator
 from vemkit_plugins.methods.omgd_losses import gan_loss
 from vemkit_plugins.methods.options import (
     GCC_PATCHGAN_TAPS,
@@ -383,25 +384,17 @@ class GCC:
         if not program.meta and not problems:
             for name in (DISCRIMINATOR, TEACHER_DISCRIMINATOR):
                 if name in program.modules:
-                    problem = self._probe(program, name)
+                    where = (
+                        "method.discriminator"
+                        if name == DISCRIMINATOR
+                        else "method.teacher_discriminator"
+                    )
+                    problem = probe_discriminator(
+                        program, name, conditional=self.conditional, where=where
+                    )
                     if problem:
                         problems.append(problem)
         return problems
-
-    def _probe(self, program: Any, name: str) -> str | None:
-        batch = program.example_batch(1)
-        image = batch["target"]
-        if self.conditional:
-            image = torch.cat([batch["input"], image], dim=1)
-        try:
-            with torch.no_grad(), program.eval_mode():
-                program.module(name)(image)
-        except Exception as exc:  # a shape error of the user's network choice
-            where = (
-                "method.teacher_discriminator" if name != DISCRIMINATOR else "method.discriminator"
-            )
-            return f"{where}: cannot score images of shape {tuple(image.shape[1:])}: {exc}"
-        return None
 
     # -- terms ----------------------------------------------------------------------------------
     def _image(self, state: State, image: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ from vemkit.engine.hookspecs import ORDER_DISCRIMINATOR, ORDER_TEACHER, hookimpl
 from vemkit.engine.state import State
 from vemkit_plugins.methods.options import KDOptions
 
-__all__ = ["KD", "build", "d_fake_loss", "d_real_loss", "g_loss"]
+__all__ = ["KD", "build", "d_fake_loss", "d_real_loss", "g_loss", "probe_discriminator"]
 
 DISCRIMINATOR = "discriminator"
 
@@ -78,6 +78,28 @@ def g_loss(scores: Any, mode: str) -> Tensor:
     return _mean_over_scales(
         scores, lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f))
     )
+
+
+def probe_discriminator(
+    program: Any,
+    name: str = DISCRIMINATOR,
+    *,
+    conditional: bool = False,
+    where: str = "method.discriminator",
+) -> str | None:
+    """Run the discriminator ``name`` once on an example batch (``cat(input, target)`` when
+    ``conditional``), so that a network too deep for the image size fails before training,
+    with the spec path ``where`` named; the problem, or None."""
+    batch = program.example_batch(1)
+    image = batch["target"]
+    if conditional:
+        image = torch.cat([batch["input"], image], dim=1)
+    try:
+        with torch.no_grad(), program.eval_mode():
+            program.module(name)(image)
+    except Exception as exc:  # a shape error of the user's network choice
+        return f"{where}: cannot score images of shape {tuple(image.shape[1:])}: {exc}"
+    return None
 
 
 class KD:
@@ -151,7 +173,7 @@ class KD:
                 f"{spec.task}); set it to 0"
             )
         if o.gan_weight > 0:
-            problem = self._probe_discriminator(program)
+            problem = probe_discriminator(program, conditional=self.conditional)
             if problem:
                 problems.append(problem)
         if spec.teacher.mode == "online" and not program.phase("teacher").terms:
@@ -160,21 +182,6 @@ class KD:
                 "(method.gan_weight > 0) or an L1 to paired targets; set teacher.mode: frozen"
             )
         return problems
-
-    def _probe_discriminator(self, program: Any) -> str | None:
-        """Run the discriminator once on an example batch, so that a network too deep for the
-        image size fails here, before training, with the spec path named."""
-        batch = program.example_batch(1)
-        image = batch["target"]
-        if self.conditional:
-            image = torch.cat([batch["input"], image], dim=1)
-        try:
-            with torch.no_grad(), program.eval_mode():
-                program.module(DISCRIMINATOR)(image)
-        except Exception as exc:  # a shape error of the user's network choice
-            size = tuple(image.shape[1:])
-            return f"method.discriminator: cannot score images of shape {size}: {exc}"
-        return None
 
     # -- terms ----------------------------------------------------------------------------------
     def _score(self, state: State, image: Tensor) -> Any:
