@@ -72,8 +72,8 @@ demo-gan-compression: demo-gan-compression-none demo-gan-compression-vem
 		--title "vemkit GAN-Compression demo: mi none vs VEM on emoji google->twitter"
 
 # GCC's recipe (sparse pre-train -> prune -> online distillation) on 64 px emoji, with and
-# without VEM (specs/ablations/emoji_gcc_*.yaml): 16.6 min measured on 2 shared cores at load
-# average 5-6 (training 9.2 min, FID 7.4 min), 2026-12-07.
+# without VEM (specs/ablations/emoji_gcc_*.yaml): 6 min 28 s after install on a quiet 2-core
+# machine (2026-12-07); 16.6 min on shared cores at load average 5-6.
 DEMO_GCC := runs/demo-gcc
 DEMO_GCC_EVAL := --metrics '[{type: fid, num_samples: 256}]' --max-items 256 --no-teacher
 demo-gcc: install
