@@ -452,7 +452,7 @@ def test_lpips_network_applies_scaling_taps_and_channel_weights(tmp_path):
     from vemkit_plugins.methods import lpips
 
     torch.manual_seed(0)
-    trunk = lpips._vgg16_full_trunk()
+    trunk = lpips.vgg16_trunk(lpips._VGG16_CFG, inplace=False)
     lin = {
         f"lin{i}.model.1.weight": torch.full((1, c, 1, 1), 1.0 / c)
         for i, c in enumerate(lpips.LPIPS_CHANNELS)

@@ -26,7 +26,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vemkit.errors import VemkitError
-from vemkit_plugins.methods.perceptual import FrozenExtractor, build_extractor, vgg16_weights_path
+from vemkit_plugins.methods.perceptual import (
+    FrozenExtractor,
+    build_extractor,
+    vgg16_trunk,
+    vgg16_weights_path,
+)
 
 __all__ = [
     "LPIPS",
@@ -68,19 +73,6 @@ def lpips_form(a: list[Tensor], b: list[Tensor], weights: list[Tensor] | None = 
     return total
 
 
-def _vgg16_full_trunk() -> nn.Sequential:
-    """torchvision's ``vgg16().features[:30]`` (up to relu5_3) with the same indices."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for item in _VGG16_CFG:
-        if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(False)]
-            channels = int(item)
-    return nn.Sequential(*layers)
-
-
 class LPIPS(FrozenExtractor):
     """LPIPS v0.1 with VGG16 (``lpips.LPIPS(net='vgg')``): ``forward(a, b)`` → (N, 1, 1, 1)."""
 
@@ -88,7 +80,8 @@ class LPIPS(FrozenExtractor):
 
     def __init__(self, vgg: Mapping[str, Tensor], lin: Mapping[str, Tensor]) -> None:
         super().__init__()
-        self.features = _vgg16_full_trunk()
+        # torchvision's vgg16().features[:30] (up to relu5_3), not in place: LPIPS taps 5 layers
+        self.features = vgg16_trunk(_VGG16_CFG, inplace=False)
         self.features.load_state_dict(dict(vgg), strict=True)
         self.lins = nn.ParameterList(
             [nn.Parameter(t.reshape(-1).float().clone(), requires_grad=False) for t in _lins(lin)]

@@ -101,15 +101,16 @@ class FrozenExtractor(nn.Module):
         return channels_last(x) if wanted else x
 
 
-def _vgg16_trunk() -> nn.Sequential:
-    """torchvision's ``vgg16().features[:23]``, with the same module indices."""
+def vgg16_trunk(cfg: tuple[int | str, ...] = _VGG16_CFG, *, inplace: bool = True) -> nn.Sequential:
+    """torchvision's ``vgg16().features`` up to the end of ``cfg`` (default: ``[:23]``, up to
+    relu4_3), with the same module indices; ``cfg`` lists conv widths and ``"M"`` pools."""
     layers: list[nn.Module] = []
     channels = 3
-    for item in _VGG16_CFG:
+    for item in cfg:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
-            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(True)]
+            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace)]
             channels = int(item)
     return nn.Sequential(*layers)
 
@@ -125,7 +126,7 @@ class VGG16Features(FrozenExtractor):
         self, state_dict: Mapping[str, Tensor] | None = None, *, normalize: bool = False
     ) -> None:
         super().__init__()
-        self.features = _vgg16_trunk()
+        self.features = vgg16_trunk()
         self.normalize = normalize
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -181,7 +182,7 @@ def load_vgg16_features(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         raise VemkitError(f"{path}: not a readable PyTorch state dict ({exc})") from None
     if not isinstance(state, Mapping):
         raise VemkitError(f"{path}: expected a VGG16 state dict, got {type(state).__name__}")
-    template = _vgg16_trunk().state_dict()
+    template = vgg16_trunk().state_dict()
     out: dict[str, Tensor] = {}
     for key, want in template.items():
         value = state.get(f"features.{key}", state.get(key))
@@ -202,7 +203,7 @@ def random_vgg16(seed: int = 0, *, normalize: bool = False) -> VGG16Features:
     """VGG16 trunk with random weights (torchvision's init rule, seeded). For tests only."""
     generator = torch.Generator().manual_seed(seed)
     state = {}
-    for key, value in _vgg16_trunk().state_dict().items():
+    for key, value in vgg16_trunk().state_dict().items():
         if key.endswith("weight"):
             # kaiming-normal, fan_out, ReLU gain: std = sqrt(2 / (out · k · k))
             fan_out = value.shape[0] * value.shape[2] * value.shape[3]
