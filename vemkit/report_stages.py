@@ -33,21 +33,15 @@ class StageView:
 def read_stages(run_dir: Path) -> list[StageView]:
     """The stages of a recipe's run folder (``[]`` for a one-loop run)."""
     from vemkit.engine.recipe import SUMMARY, TABLES, is_recipe_dir, stage_dirs
+    from vemkit.report import METRICS_FILE, _read_log
 
     if not is_recipe_dir(run_dir):
         return []
     views = []
     for entry, folder in stage_dirs(run_dir):
         view = StageView(entry["name"], entry["kind"], entry.get("status", "?"), folder)
-        log = folder / "metrics.jsonl"
-        if log.is_file():
-            for text in log.read_text(encoding="utf-8").splitlines():
-                try:
-                    line = json.loads(text)
-                except ValueError:
-                    continue  # a line cut by a kill
-                if isinstance(line, dict) and "step" in line:
-                    view.log.append(line)
+        if (folder / METRICS_FILE).is_file():
+            view.log = _read_log(folder / METRICS_FILE, [])
         if (folder / SUMMARY).is_file():
             view.summary = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
         if (folder / TABLES).is_dir():
@@ -110,19 +104,15 @@ def plot_stage_curves(stage: StageView, path: Path) -> Path | None:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
-        "",
-    ]
+    from vemkit.report import markdown_table
+
+    return [markdown_table(header, rows), ""]
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    from vemkit.report import _html_table as table
+
+    return table(header, rows)
 
 
 def _candidates(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
@@ -147,6 +137,8 @@ def _cell(value: Any) -> str:
 def stage_sections(label: str, run_dir: Path, out: Path, image: Any) -> tuple[list[str], list[str]]:
     """(Markdown lines, HTML fragments) of a recipe's stages; ``image(path)`` gives an image's
     HTML ``src`` and the Markdown uses paths relative to ``out``."""
+    from vemkit.report import _slug
+
     stages = read_stages(run_dir)
     if not stages:
         return [], []
@@ -209,7 +201,3 @@ def stage_sections(label: str, run_dir: Path, out: Path, image: Any) -> tuple[li
             body += [f"<p>Table {e(name)} (first {len(cells)} of {len(rows)} rows)</p>"]
             body.append(_html_table(header, cells))
     return md, body
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)

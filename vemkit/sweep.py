@@ -513,11 +513,8 @@ def cell_state(cell: Cell) -> str:
     if info.get("spec_hash") != spec_hash(cell.spec):
         return "other"
     final = _final_step(cell)
-    return (
-        "finished"
-        if final is not None and last_step(result_dir(cell.run_dir)) == final
-        else ("partial")
-    )
+    done = final is not None and last_step(result_dir(cell.run_dir)) == final
+    return "finished" if done else "partial"
 
 
 def _same_metrics(done: Any, wanted: Sequence[dict[str, Any]]) -> bool:
