@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import inspect
 import sys
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
@@ -81,6 +81,19 @@ class Options(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         apply_attribute_docstrings(cls)
+
+    @classmethod
+    def as_default(cls, **values: Any) -> Self:
+        """``cls(**values)`` for a field's default (``distil: Stage = Stage.as_default()``),
+        made without building the validator.
+
+        Calling a model builds its validator (``defer_build``): a recipe's stage defaults
+        made when its options module is imported built about twenty validators, a quarter of
+        ``vemkit validate``'s start-up, for methods the spec may not name. Give only values of
+        the fields' exact types: they are not converted. The registry-wide tests validate every
+        component's defaults from a JSON round trip, so a wrong one still fails a test.
+        """
+        return cls.model_construct(**values)
 
 
 class Slot:
