@@ -146,6 +146,9 @@ print(json.dumps({"listed": listed, "resolved": resolved, "modules": modules}))
     assert "torch" not in modules
     assert "vemkit_plugins.methods.options" in modules
     assert "vemkit_plugins.methods.recipe_options" not in modules  # no recipe named
+    assert "vemkit_plugins.archs.options" in modules  # unet, omgd_patchgan
+    assert "vemkit_plugins.archs.resnet_options" not in modules
+    assert "vemkit_plugins.archs.uncond_options" not in modules
     assert "vemkit.stages" not in modules
 
 
