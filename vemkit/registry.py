@@ -118,10 +118,20 @@ class PluginInfo:
 
     name: str
     module: str
-    distribution: str | None = None
-    version: str | None = None
     error: str | None = None
     components: list[tuple[str, str]] = field(default_factory=list)
+    dist: metadata.Distribution | None = field(default=None, repr=False, compare=False)
+    """The installed distribution whose entry point named the plugin (None: loaded by path)."""
+
+    # Read on first use: a distribution's name and version come from parsing its METADATA
+    # file, milliseconds that `vemkit validate` does not need unless a spec says `requires:`.
+    @cached_property
+    def distribution(self) -> str | None:
+        return self.dist.name if self.dist is not None else None
+
+    @cached_property
+    def version(self) -> str | None:
+        return self.dist.version if self.dist is not None else None
 
     @property
     def ok(self) -> bool:
@@ -294,9 +304,7 @@ class Registry:
             to_load.append((want, ep.value if ep else want, ep))
 
         for name, module_path, ep in to_load:
-            info = PluginInfo(name=name, module=module_path)
-            if ep is not None and ep.dist is not None:
-                info.distribution, info.version = ep.dist.name, ep.dist.version
+            info = PluginInfo(name=name, module=module_path, dist=ep.dist if ep else None)
             self.plugins[name] = info
             try:
                 plugin = ep.load() if ep is not None else importlib.import_module(module_path)
