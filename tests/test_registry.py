@@ -142,6 +142,8 @@ print(json.dumps({"listed": listed, "resolved": resolved, "modules": modules}))
     assert found["resolved"]["method"] == ["omgd"]
     assert found["resolved"]["dataset"] == ["aligned"]
     assert found["resolved"]["demo"] == []
+    assert found["resolved"]["loss"] == []  # no loss named, none by default
+    assert found["resolved"]["scheduler"] == ["constant", "linear_decay"]  # named; default
     modules = found["modules"]
     assert "torch" not in modules
     assert "vemkit_plugins.methods.options" in modules
