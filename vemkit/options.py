@@ -12,7 +12,6 @@ import ast
 import contextlib
 import importlib.util
 import inspect
-import json
 import os
 import sys
 from typing import Any, Self
@@ -72,6 +71,8 @@ def _attribute_docs(path: str) -> dict[str, dict[str, str]]:
     bytecode, stamped like it with the source's mtime and size, and written only where Python
     writes bytecode (not under ``PYTHONDONTWRITEBYTECODE``; silently not where it cannot).
     """
+    import json  # here: `vemkit --help` imports this module and makes no options class
+
     try:
         st = os.stat(path)
         cache = _docs_cache_path(path)

@@ -19,7 +19,6 @@ Loading rules (pytest's, simonw/llm's):
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib
 import os
@@ -221,6 +220,8 @@ class Registry:
         """``unknown arch 'unte'; did you mean 'unet'? (registered: ...)`` plus failed plugins."""
         known = self.names(kind)
         msg = f"unknown {kind} '{name}'"
+        import difflib  # here: only an error message needs it (start-up)
+
         close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
         if close:
             msg += f"; did you mean '{close[0]}'?"
