@@ -19,7 +19,6 @@ Loading rules (pytest's, simonw/llm's):
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import threading
@@ -27,14 +26,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
-from pydantic import BaseModel
 
 from vemkit import hookspecs
 from vemkit.errors import PluginError, VemkitError
-from vemkit.options import Options
+
+if TYPE_CHECKING:
+    # pydantic's models are imported where a model is checked or built, not here: loading
+    # plugins and listing names (`vemkit plugins`) needs neither.
+    from pydantic import BaseModel
+
+    from vemkit.options import Options
 
 ENTRY_POINT_GROUP = "vemkit"
 KNOWN_KINDS = (
@@ -102,6 +106,8 @@ class Component:
 
 
 def _check_options(plugin: str, kind: str, name: str, options: Any) -> None:
+    from pydantic import BaseModel
+
     if not (isinstance(options, type) and issubclass(options, BaseModel)):
         raise PluginError(f"{plugin}: options of {kind} '{name}' must be a pydantic model")
     if "type" in options.model_fields:
@@ -238,6 +244,8 @@ class Registry:
         registry state: the model builder asks for it for every class it makes)."""
         if self._fingerprint is not None:
             return self._fingerprint
+        import hashlib  # here: only a Spec model is cached by it
+
         h = hashlib.sha256()
         for kind in sorted(self._components):
             for name, comp in sorted(self._components[kind].items()):
@@ -250,6 +258,8 @@ class Registry:
     # -- building -------------------------------------------------------------------------
     def options(self, kind: str, config: Mapping[str, Any] | BaseModel) -> Options:
         """Validate ``config`` (``{type: name, ...}`` or an already validated model)."""
+        from pydantic import BaseModel
+
         if isinstance(config, BaseModel):
             return config  # type: ignore[return-value]
         if not isinstance(config, Mapping) or "type" not in config:
