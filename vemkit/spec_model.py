@@ -120,14 +120,17 @@ def _check_tag(reg: Registry, kind: str, value: Any) -> Any:
     return value
 
 
-def component_union(reg: Registry, kind: str, only: Only = None) -> Any:
+def component_union(
+    reg: Registry, kind: str, only: Only = None, also: frozenset[str] = frozenset()
+) -> Any:
     """``Annotated[Union[...], discriminator]`` over the registered components of ``kind``:
-    all of them, or those named in ``only``; never the component whose envelope is being
-    built (see ``_resolving``)."""
+    all of them, or those named in ``only`` or ``also`` (a field default's names, which do not
+    restrict the members' own fields: their envelopes are shared); never the component whose
+    envelope is being built (see ``_resolving``)."""
     excluded = sorted(n for r, k, n in _resolving if r == id(reg) and k == kind)
     components = [c for c in reg.components(kind) if c.name not in excluded]
     if only is not None:
-        components = [c for c in components if c.name in only]
+        components = [c for c in components if c.name in only or c.name in also]
     names = ",".join(c.name for c in components)
     key = _key(reg, f"union:{kind}:-{','.join(excluded)}:{names}:{_only_key(only)}")
     if key not in _cache:
@@ -187,8 +190,7 @@ def resolve_model(reg: Registry, model: type[BaseModel], only: Only = None) -> t
         slot = slot_of(field)
         if slot is not None:
             # A restricted union also holds what the field's default names (validate_default).
-            named = only if only is None else only | type_names(field.default)
-            ann: Any = component_union(reg, slot.kind, named)
+            ann: Any = component_union(reg, slot.kind, only, type_names(field.default))
             if slot.many:
                 ann = list[ann]
             if _allows_none(field.annotation):
