@@ -352,3 +352,23 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     assert rows["rising"]["flattened"] is False
     header, body = convergence_cells(list(rows.values()))
     assert body[1][-2:] == ["25.0 %", "no"] and header[-1] == "flattened (≤ 10 %)"
+
+
+def test_the_compact_table_has_an_arm_per_row_and_marks_what_the_seeds_show():
+    from vemkit.sweep_report import compact_cells
+
+    def row(config, metric, higher, mean, low, high):
+        excludes = low > 0 or high < 0
+        verdict_ = (
+            ("better" if (mean > 0) == higher else "worse") if excludes else "no difference shown"
+        )
+        return {"config": config, "metric": metric, "higher_is_better": higher, "n": 3,
+                "mean": mean, "low": low, "high": high, "excludes_zero": excludes,
+                "verdict": verdict_}  # fmt: skip
+
+    rows = [row("vem", "psnr", True, 0.5, 0.1, 0.9), row("vem", "fid", False, 2.0, -1.0, 5.0),
+            row("vid", "psnr", True, -0.5, -0.9, -0.1)]  # fmt: skip
+    header, body = compact_cells(rows)
+    assert header == ["arm", "psnr ↑", "fid ↓"]
+    assert body[0] == ["vem", "**+0.5 [+0.1, +0.9]** (better)", "+2.000 [-1.000, +5.000]"]
+    assert body[1] == ["vid", "**-0.5 [-0.9, -0.1]** (worse)", "-"]

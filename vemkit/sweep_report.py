@@ -290,6 +290,33 @@ def stats_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[st
     return header, body
 
 
+def compact_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The paired differences at a glance: a row per arm, a column per metric, each cell
+    ``Δ mean [interval]``, in bold where the interval excludes 0 (a difference the seeds show),
+    followed by the verdict (better/worse)."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    by = {(r["config"], r["metric"]): r for r in rows}
+    direction = {r["metric"]: r["higher_is_better"] for r in rows}
+    header = ["arm", *(m + {True: " ↑", False: " ↓"}.get(direction[m], "") for m in metrics)]
+    body = []
+    for config in configs:
+        line = [config]
+        for m in metrics:
+            r = by.get((config, m))
+            if r is None:
+                line.append("-")
+                continue
+            text = _signed(r["mean"])
+            if r["n"] >= 2:
+                text += f" [{_signed(r['low'])}, {_signed(r['high'])}]"
+            if r["excludes_zero"]:
+                text = f"**{text}** ({r['verdict']})"
+            line.append(text)
+        body.append(line)
+    return header, body
+
+
 def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]:
     from vemkit.report import format_values
 
@@ -455,6 +482,7 @@ def write_report(
     s_head, s_body = stats_cells(rows)
     a_head, a_body = scores_cells(configs)
     c_head, c_body = convergence_cells(converged)
+    k_head, k_body = compact_cells(rows)
     flat_about = (
         f"The mean evaluation curve of each arm over its seeds: how much the last "
         f"{round(TAIL * 100)} % of the evaluated steps moved it, as a share of the curve's range "
@@ -464,6 +492,8 @@ def write_report(
 
     md = [f"# {title}", ""] + [f"- {f}" for f in facts] + [""]
     md += ["## Paired differences to the reference", ""]
+    if rows:
+        md += [markdown_table(k_head, k_body), "", "Every statistic:", ""]
     md += [
         markdown_table(s_head, s_body) if rows else "No reference arm: no paired statistics.",
         "",
@@ -508,6 +538,7 @@ def write_report(
     body = [f"<h1>{e(title)}</h1>", "<ul>"] + [f"<li>{e(f)}</li>" for f in facts] + ["</ul>"]
     body += [
         "<h2>Paired differences to the reference</h2>",
+        table(k_head, [[c.replace("**", "") for c in r] for r in k_body]) if rows else "",
         table(s_head, s_body) if rows else "<p>No reference arm.</p>",
         f'<p class="note">{e(about)}</p>',
         "<h2>Scores per arm (mean ± sample std over seeds)</h2>",
@@ -594,9 +625,15 @@ def paired_summary_lines(sweep: Sweep, evaluations: Mapping[int, dict[str, Any]]
     lines = ["Scores per arm (mean ± std over seeds):", "", markdown_table(a_head, a_body), ""]
     if rows:
         s_head, s_body = stats_cells(rows)
+        k_head, k_body = compact_cells(rows)
         lines += [
             f"Paired differences to {sweep.baseline.name if sweep.baseline else '?'} "
-            f"(per seed, mean, {round(CONFIDENCE * 100)} % t-interval):",
+            f"(per seed, mean, {round(CONFIDENCE * 100)} % t-interval; bold: the interval "
+            "excludes 0):",
+            "",
+            markdown_table(k_head, k_body),
+            "",
+            "Every statistic:",
             "",
             markdown_table(s_head, s_body),
             "",
