@@ -45,6 +45,7 @@ it is never saved in checkpoints; it follows the run's device on first use.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -73,7 +74,13 @@ from vemkit_plugins.methods.options import (
     OMGDOptions,
 )
 
-__all__ = ["OMGD", "ORDER_DISCRIMINATOR_AFTER_TEACHER", "build"]
+__all__ = ["OMGD", "ORDER_DISCRIMINATOR_AFTER_TEACHER", "PERCEPTUAL_BF16_TOLERANCE", "build"]
+
+PERCEPTUAL_BF16_TOLERANCE = 2.0**-8
+"""The largest relative difference that ``perceptual_autocast: bf16`` (a default) may cause in
+any loss term against fp32 in the first iteration of a run, and over the first few iterations
+``vemkit_plugins.mi.vem.DRIFT_TOLERANCE`` (the rules of ``vemkit_plugins.mi.vem.BF16_TOLERANCE``).
+Measured by ``benchmarks/throughput.py --losses`` and asserted by ``tests/test_mi_precision.py``."""
 
 TEACHER = "teacher"
 DISCRIMINATOR = "discriminator"
@@ -474,13 +481,21 @@ class OMGD:
         feats = state.values.get(key)
         if feats is None:
             extractor = self._extractor_for(state.device)
-            if name is None:
-                feats = extractor(state["student.out"])
-            else:
-                with torch.no_grad():
-                    feats = extractor(state.detached(name))
+            with self._precision(state.device):
+                if name is None:
+                    feats = extractor(state["student.out"])
+                else:
+                    with torch.no_grad():
+                        feats = extractor(state.detached(name))
+            if self.options.perceptual_autocast != "none":
+                feats = [f.float() for f in feats]  # the losses (Gram matrices) in fp32
             state.values[key] = feats
         return feats
+
+    def _precision(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        if self.options.perceptual_autocast == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _extractor_for(self, device: torch.device) -> nn.Module:
         if self.extractor is None:  # compiled with meta=True, then run after all
