@@ -62,9 +62,10 @@ from vemkit_plugins.methods.omgd_losses import (
     feature_loss,
     gan_loss_d,
     gan_loss_g,
+    gram,
+    gram_style_loss,
     make_cd_adapter,
     ssim_loss,
-    style_loss,
     tv_loss,
 )
 from vemkit_plugins.methods.omgd_schedule import BestTeacherSchedule
@@ -397,7 +398,7 @@ class OMGD:
             program.add_term(
                 "student",
                 f"omgd.style{suffix}",
-                lambda s, name=name: style_loss(self._features(s), self._features(s, name)),
+                lambda s, name=name: gram_style_loss(self._grams(s), self._grams(s, name)),
                 o.style_weight,
             )
             program.add_term(
@@ -496,6 +497,16 @@ class OMGD:
         if self.options.perceptual_autocast == "bf16":
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _grams(self, state: State, name: str | None = None) -> list[Tensor]:
+        """Gram matrices of :meth:`_features`, computed once per iteration: the student's serve
+        every teacher's style term (one Gram and one backward through it instead of one per
+        teacher; the same values)."""
+        key = f"omgd.grams.{name or 'student.out'}"
+        grams = state.values.get(key)
+        if grams is None:
+            grams = state.values[key] = [gram(f) for f in self._features(state, name)]
+        return grams
 
     def _extractor_for(self, device: torch.device) -> nn.Module:
         if self.extractor is None:  # compiled with meta=True, then run after all
