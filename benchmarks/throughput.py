@@ -53,6 +53,7 @@ import math
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,13 +69,16 @@ from vemkit.engine.hookspecs import hookimpl
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "throughput.json"
 PAPER_SIZE = 256
-SIDES = ("omgd", "vem", "vem_fp32")
+SIDES = ("omgd_fp32", "omgd", "vem", "vem_fp32")
 """In this order, so that the sides of each ratio always run back to back (alternating)."""
+DEFAULT_SIDES = ("omgd", "vem", "vem_fp32")
 VEM_TARGET = 1.08
 """reference/performance.md: OMGD+VEM ≤ 1.08× OMGD per iteration at pix2pix 256²."""
 SPEEDUP_TARGET = 1.2
 """Issue 16: the default OMGD+VEM step ≥ 1.2× faster than the fp32 OMGD+VEM step."""
-FP32_EAGER = ("mi.autocast=none", "method.perceptual_autocast=none")
+FP32_OMGD = ("method.perceptual_autocast=none",)
+"""Overrides of the ``omgd_fp32`` side: OMGD's lower-precision option off."""
+FP32_EAGER = (*FP32_OMGD, "mi.autocast=none")
 """Overrides of the ``vem_fp32`` side: every lower-precision option off."""
 
 
@@ -214,14 +218,16 @@ def load_side(
     """The spec one side runs, with every override applied."""
     from vemkit.spec import load_spec
 
-    path = REPO / setting.specs["omgd" if side == "omgd" else "vem"]
+    path = REPO / setting.specs["vem" if side.startswith("vem") else "omgd"]
     if total is None:
         total = args.warmup + args.iterations + 1  # never reached: no final checkpoint/eval
     base = side_overrides(args, data_root, run_dir, total) + list(args.overrides)
-    if side != "omgd":
+    if side.startswith("vem"):
         base += list(args.vem_overrides)
     if side == "vem_fp32":
         base += list(FP32_EAGER)
+    if side == "omgd_fp32":
+        base += list(FP32_OMGD)
     spec = load_spec(path, base)
     scaled = scale_overrides(spec, args.size)
     return load_spec(path, base + scaled) if scaled else spec
@@ -232,19 +238,26 @@ class _Done(Exception):
     """Raised by the clock at the start of the iteration after the last timed one."""
 
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": _timing.now, "cpu": time.process_time}
+"""``--clock``: wall-clock seconds, or the CPU seconds of this process (all its threads)."""
+
+
 class _Clock:
     """Run plugin: a time stamp at the start of every timed iteration; stops the run at the
     start of the iteration after the last (which is not run)."""
 
-    def __init__(self, warmup: int, iterations: int, device: str) -> None:
+    def __init__(
+        self, warmup: int, iterations: int, device: str, clock: Callable[[], float] = _timing.now
+    ) -> None:
         self.first, self.last, self.device = warmup, warmup + iterations, device
+        self.clock = clock
         self.stamps: list[float] = []
 
     @hookimpl
     def vemkit_iteration_start(self, program: Any, state: Any, step: int) -> None:
         if step >= self.first:
             _timing.sync(self.device)
-            self.stamps.append(_timing.now())
+            self.stamps.append(self.clock())
         if step == self.last:
             raise _Done
 
@@ -253,7 +266,7 @@ def run_side(spec: Any, args: argparse.Namespace, run_dir: Path) -> list[float]:
     """Seconds of each timed iteration of one fresh engine run of ``spec``."""
     import vemkit
 
-    clock = _Clock(args.warmup, args.iterations, args.device_now)
+    clock = _Clock(args.warmup, args.iterations, args.device_now, CLOCKS[args.clock])
     try:
         vemkit.run(spec, run_dir=run_dir, callbacks=[clock], progress=False, overwrite=True)
     except _Done:
@@ -394,7 +407,7 @@ def measure(setting: Setting, args: argparse.Namespace, log: Callable[[str], Non
         "about": setting.about,
         "device": args.device_now,
         "specs": setting.specs,
-        "fp32_overrides": list(FP32_EAGER),
+        "fp32_overrides": {"omgd_fp32": list(FP32_OMGD), "vem_fp32": list(FP32_EAGER)},
         "sides": {side: describe(spec) for side, spec in specs.items()},
         "warmup": args.warmup,
         "iterations": args.iterations,
@@ -408,6 +421,8 @@ def measure(setting: Setting, args: argparse.Namespace, log: Callable[[str], Non
         },
         "vem_over_omgd": ratio("vem", "omgd"),
         "fp32_over_vem": ratio("vem_fp32", "vem"),
+        "fp32_vem_over_omgd": ratio("vem_fp32", "omgd_fp32"),
+        "fp32_over_omgd": ratio("omgd_fp32", "omgd"),
         "vem_added_seconds": statistics.median(diffs) if diffs else math.nan,
         "target": setting.target,
         "speedup_target": SPEEDUP_TARGET if setting.target is not None else None,
@@ -488,6 +503,38 @@ def table(results: list[dict[str, Any]]) -> str:
     )
 
 
+def fp32_table(results: list[dict[str, Any]]) -> str:
+    """With the ``omgd_fp32`` side: both methods with the lower-precision options off."""
+    rows = []
+    for res in results:
+        sec = res["seconds_per_iteration"]
+        if "omgd_fp32" not in sec:
+            continue
+        rows.append(
+            [
+                res["setting"],
+                res["device"],
+                _fmt(sec["omgd_fp32"]["median"]),
+                _fmt(sec["vem_fp32"]["median"]) if "vem_fp32" in sec else "-",
+                _ratio_cell(res.get("fp32_vem_over_omgd")),
+                _ratio_cell(res.get("fp32_over_omgd")),
+            ]
+        )
+    if not rows:
+        return ""
+    return _timing.markdown_table(
+        [
+            "setting",
+            "device",
+            "fp32 OMGD s/iter",
+            "fp32 OMGD+VEM s/iter",
+            "fp32 VEM/OMGD (min–max)",
+            "fp32 OMGD / OMGD (min–max)",
+        ],
+        rows,
+    )
+
+
 def loss_table(results: list[dict[str, Any]]) -> str:
     """Per logged loss, the relative difference of the default and the fp32 OMGD+VEM runs."""
     rows = []
@@ -551,9 +598,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sides",
         nargs="+",
         choices=list(SIDES),
-        default=list(SIDES),
-        help="sides to time (default all): omgd, vem (OMGD+VEM as specified), vem_fp32 "
-        "(OMGD+VEM with the lower-precision options off)",
+        default=list(DEFAULT_SIDES),
+        help="sides to time (default: omgd vem vem_fp32): omgd, vem (OMGD and OMGD+VEM as "
+        "specified), vem_fp32 (OMGD+VEM with the lower-precision options off), omgd_fp32 "
+        "(OMGD with them off)",
     )
     p.add_argument(
         "--losses",
@@ -569,6 +617,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=list(SETTINGS),
         default=["pix2pix"],
         help="settings whose losses --losses compares (pix2pix)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default="wall",
+        help="wall: seconds per iteration (default); cpu: CPU seconds of this process per "
+        "iteration, all threads summed, which other processes on the cores inflate much less "
+        "(with --threads 1, for comparing sides on a busy machine)",
     )
     _timing.add_output_args(p, DEFAULT_OUTPUT)
     args = p.parse_args(argv)
@@ -620,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": _timing.load_average(),
         "perceptual": args.perceptual,
+        "clock": args.clock,
         "size": args.size,
         "overrides": {"both": args.overrides, "vem": args.vem_overrides},
         "targets": {
@@ -633,10 +690,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{m['cpu']} ({m['cores']} cores, {m['threads']} threads), torch {m['torch']}, "
         f"devices {', '.join(args.devices)}{', ' + m['gpu'] if 'gpu' in m else ''}; perceptual "
-        f"network {args.perceptual}; load average {report['load_before']} before, "
-        f"{report['load_after']} after; {m['date']}\n"
+        f"network {args.perceptual}; {args.clock} clock; load average "
+        f"{report['load_before']} before, {report['load_after']} after; {m['date']}\n"
     )
     print(table(results))
+    fp32 = fp32_table(results)
+    if fp32:
+        print("\nWith the lower-precision options off on both sides:\n")
+        print(fp32)
     losses = loss_table(results)
     if losses:
         print("\nLosses of the default and the fp32 OMGD+VEM runs, same seed:\n")

@@ -280,6 +280,7 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
         "--perceptual", "random_vgg16",
         *[x for s in tiny for x in ("--set", s)],
         "--vem-set", "mi.energy.width=4",
+        "--sides", *throughput.SIDES,
         "--malloc", "default",  # leave the test process's allocator alone
         "--output", str(out),
         "--quiet",
@@ -302,6 +303,8 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     assert fp32["mi"]["autocast"] == "none" and fp32["perceptual_autocast"] == "none"
     assert res["sides"]["vem"]["mi"]["autocast"] == "sampler"
     assert res["sides"]["vem"]["perceptual_autocast"] == "bf16"
+    assert res["sides"]["omgd_fp32"]["perceptual_autocast"] == "none"
+    assert res["sides"]["omgd_fp32"]["mi"]["type"] == "none"
     assert res["sides"]["omgd"]["resolution"] == 32
     assert res["sides"]["omgd"]["batch_size"] == (4 if setting == "pix2pix" else 1)
     for side in throughput.SIDES:
@@ -313,8 +316,9 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     ratio = res["vem_over_omgd"]
     assert _finite(ratio["ratio"]) and len(ratio["per_repeat"]) == 2
     assert _finite(res["vem_added_seconds"])
-    speedup = res["fp32_over_vem"]
-    assert _finite(speedup["ratio"]) and len(speedup["per_repeat"]) == 2
+    for key in ("fp32_over_vem", "fp32_vem_over_omgd", "fp32_over_omgd"):
+        assert _finite(res[key]["ratio"]) and len(res[key]["per_repeat"]) == 2
+    assert "With the lower-precision options off on both sides" in printed
     assert res["losses"] is None  # --losses 0
 
 

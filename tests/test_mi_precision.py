@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from benchmarks import throughput
 from vemkit.errors import VemkitError
 from vemkit.spec import load_spec
+from vemkit_plugins._precision import has_fast_bf16
 from vemkit_plugins.energies.conv_sn import ConvSNEnergy, _box2
 from vemkit_plugins.methods.omgd import PERCEPTUAL_BF16_TOLERANCE
 from vemkit_plugins.mi.vem import BF16_TOLERANCE, DRIFT_TOLERANCE, VEM
@@ -29,6 +30,11 @@ TINY_PIX2PIX = [
     "method.perceptual=random_vgg16",
     "method.discriminator={type: omgd_patchgan, ndf: 8}",
 ]
+
+
+needs_bf16 = pytest.mark.skipif(
+    not has_fast_bf16("cpu"), reason="this CPU has no bf16 units: the options leave fp32 alone"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -89,6 +95,7 @@ def _one_step(
     }
 
 
+@needs_bf16
 def test_vem_autocast_sampler_keeps_the_losses_and_all_is_cheaper_but_further():
     energy = _energy()
     g = torch.Generator().manual_seed(2)
@@ -154,6 +161,7 @@ def test_vem_options_default_to_the_sampler_in_bf16_and_reject_others():
         load_spec(throughput.REPO / "specs/paper/edges2shoes_omgd_vem.yaml", ["mi.autocast=fp16"])
 
 
+@needs_bf16
 def test_the_defaults_keep_every_loss_of_an_omgd_vem_run_within_the_tolerance(tmp_path):
     # Two tiny pix2pix OMGD+VEM runs from one seed, the defaults against every lower-precision
     # option off (the benchmark's vem_fp32 side): each loss term, 3 iterations.
@@ -163,10 +171,14 @@ def test_the_defaults_keep_every_loss_of_an_omgd_vem_run_within_the_tolerance(tm
         "--repeats", "1", "--device", "cpu", "--threads", "1", "--perceptual", "random_vgg16",
         "--sides", "vem", "--losses", "3", "--malloc", "default", "--output", str(out),
         "--quiet", *[x for s in TINY_PIX2PIX for x in ("--set", s)],
-        "--vem-set", "mi.energy.width=8",
+        "--vem-set", "mi.energy.width=8", "--clock", "cpu",
     ]  # fmt: skip
     assert throughput.main(argv) == 0
-    (res,) = json.loads(out.read_text())["results"]
+    report = json.loads(out.read_text())
+    assert report["clock"] == "cpu"
+    (res,) = report["results"]
+    assert list(res["samples"]) == ["vem"] and res["samples"]["vem"][0][0] > 0
+    assert res["vem_over_omgd"] is None and res["fp32_over_vem"] is None
     losses = res["losses"]
     assert losses["iterations"] == 3 and len(losses["values"]["vem"]) == 3
     diffs = losses["relative_difference"]
@@ -182,3 +194,24 @@ def test_the_defaults_keep_every_loss_of_an_omgd_vem_run_within_the_tolerance(tm
     # ... and the defaults are really on: the student's perceptual terms moved.
     assert diffs["omgd.style.wide"]["first"] > 0
     assert losses["losses_max"]["value"] == max(diffs[k]["max"] for k in terms)
+
+
+def test_without_bf16_units_the_bf16_options_leave_the_passes_in_fp32(monkeypatch):
+    # Emulated bf16 is slower than fp32: the options only take effect on bf16 hardware.
+    from vemkit_plugins import _precision
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    _precision.has_fast_bf16.cache_clear()
+    try:
+        assert not _precision.has_fast_bf16("cpu")
+        energy = _energy()
+        t = torch.rand(2, 3, 32, 32) * 2 - 1
+        out = _one_step("all", energy, t, t.flip(0))
+        assert out["sampler_dtypes"] == out["loss_dtypes"] == {torch.float32}
+        ref = _one_step("none", energy, t, t.flip(0))
+        assert torch.equal(out["t_neg"], ref["t_neg"])
+        assert torch.equal(out["energy_loss"], ref["energy_loss"])
+    finally:
+        monkeypatch.undo()
+        _precision.has_fast_bf16.cache_clear()

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 from vemkit.engine.hookspecs import ORDER_TEACHER, hookimpl
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
+from vemkit_plugins._precision import bf16_autocast
 from vemkit_plugins.methods.omgd_losses import (
     ImagePool,
     channel_distillation_loss,
@@ -488,15 +489,13 @@ class OMGD:
                 else:
                     with torch.no_grad():
                         feats = extractor(state.detached(name))
-            if self.options.perceptual_autocast != "none":
+            if any(f.dtype in (torch.bfloat16, torch.float16) for f in feats):
                 feats = [f.float() for f in feats]  # the losses (Gram matrices) in fp32
             state.values[key] = feats
         return feats
 
     def _precision(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-        if self.options.perceptual_autocast == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return bf16_autocast(device, self.options.perceptual_autocast == "bf16")
 
     def _grams(self, state: State, name: str | None = None) -> list[Tensor]:
         """Gram matrices of :meth:`_features`, computed once per iteration: the student's serve

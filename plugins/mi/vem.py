@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from vemkit.errors import VemkitError
+from vemkit_plugins._precision import bf16_autocast
 from vemkit_plugins.mi.base import MITerm
 from vemkit_plugins.mi.options import VEMOptions
 from vemkit_plugins.samplers.langevin import Langevin, frozen
@@ -87,11 +88,10 @@ class VEM(MITerm):
 
     def precision(self, like: Tensor, *, sampler: bool) -> contextlib.AbstractContextManager[Any]:
         """The context of an energy pass of the sampler (``sampler=True``) or of the losses:
-        bfloat16 autocast on ``like``'s device where ``autocast`` says so, else nothing (the
-        caller's precision)."""
-        if self.autocast == "all" or (sampler and self.autocast == "sampler"):
-            return torch.autocast(like.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        bfloat16 autocast on ``like``'s device where ``autocast`` says so and the device has
+        bf16 units, else nothing (the caller's precision)."""
+        wanted = self.autocast == "all" or (sampler and self.autocast == "sampler")
+        return bf16_autocast(like.device, wanted)
 
     @classmethod
     def default(
