@@ -20,20 +20,22 @@ a student step), and the perceptual network of OMGD's style/feature losses
 (``--perceptual``, default ``inception``: the offline substitute; the papers' VGG16 needs ImageNet
 weights; ``random_vgg16`` costs exactly what VGG16 costs, its weights being irrelevant to time).
 
-A third side, ``vem_fp32`` (``--sides`` chooses), is the OMGD+VEM spec with every lower-precision
-speed-up switched off (``FP32_EAGER``: the energy's and the perceptual network's passes in fp32, as
-the authors compute them); the OMGD+VEM spec as written is what a user gets by default. The
-table gives both ratios: OMGD+VEM / OMGD (the cost of VEM) and fp32 OMGD+VEM / OMGD+VEM (what the
-speed-ups that are on by default buy). ``--losses N`` then trains ``vem`` and ``vem_fp32`` N
-iterations each from the same seed and reports each logged loss's largest relative difference
-(the first iteration starts from identical weights and batch; later ones add the drift of
-training).
+A third side, ``vem_fp32``, is the OMGD+VEM spec with every lower-precision speed-up switched
+off (``FP32_EAGER``: the energy's and the perceptual network's passes in fp32, as the authors
+compute them); the OMGD+VEM spec as written is what a user gets by default. ``omgd_fp32`` (on
+request: ``--sides``) is OMGD with its option off (``FP32_OMGD``). The table gives OMGD+VEM / OMGD
+(the cost of VEM) and fp32 OMGD+VEM / OMGD+VEM (what the defaults' lower precision buys), and
+with ``omgd_fp32`` both ratios in fp32. ``--losses N`` then trains ``vem`` and ``vem_fp32`` N
+iterations each from the same seed and reports each logged value's relative difference at the
+first iteration (identical weights, batch and noise: the precision's own effect) and its largest
+over the N (with the drift of training). ``--clock cpu`` times the process's CPU seconds
+instead of wall-clock seconds (steadier on a busy machine with ``--threads 1``).
 
 Each side is a fresh build; ``--warmup`` iterations run untimed, then ``--iterations`` are
 timed start to start (the engine's ``vemkit_iteration_start`` hook, taken after the batch is
-loaded), and the run is stopped at the start of the next one. The two sides of a setting
-alternate over ``--repeats`` (``_timing.alternating_order``); the ratio VEM/OMGD is taken per
-repeat and summarised by its median.
+loaded), and the run is stopped at the start of the next one. The sides of a setting alternate
+over ``--repeats`` (``_timing.alternating_order``, in the order of ``SIDES``); each ratio is
+taken per repeat and summarised by its median.
 
 ``--size`` below 256 (tests, quick looks) scales the setting down: the data, the U-Nets' depth
 (log2 of the size) and the energy's blocks (one fewer per halving); 256 is the paper setting.
