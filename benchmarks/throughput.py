@@ -23,13 +23,16 @@ weights; ``random_vgg16`` costs exactly what VGG16 costs, its weights being irre
 A third side, ``vem_fp32``, is the OMGD+VEM spec with every lower-precision speed-up switched
 off (``FP32_EAGER``: the energy's and the perceptual network's passes in fp32, as the authors
 compute them); the OMGD+VEM spec as written is what a user gets by default. ``omgd_fp32`` (on
-request: ``--sides``) is OMGD with its option off (``FP32_OMGD``). The table gives OMGD+VEM / OMGD
-(the cost of VEM) and fp32 OMGD+VEM / OMGD+VEM (what the defaults' lower precision buys), and
-with ``omgd_fp32`` both ratios in fp32. ``--losses N`` then trains ``vem`` and ``vem_fp32`` N
-iterations each from the same seed and reports each logged value's relative difference at the
-first iteration (identical weights, batch and noise: the precision's own effect) and its largest
-over the N (with the drift of training). ``--clock cpu`` times the process's CPU seconds
-instead of wall-clock seconds (steadier on a busy machine with ``--threads 1``).
+request: ``--sides``) is OMGD with its option off (``FP32_OMGD``), and ``omgd_rest`` OMGD without
+its perceptual terms (``NO_PERCEPTUAL``): what no precision option touches, so fp32 OMGD+VEM /
+``omgd_rest`` bounds what any speed-up of the energy and perceptual networks could buy. The
+table gives OMGD+VEM / OMGD (the cost of VEM) and fp32 OMGD+VEM / OMGD+VEM (what the defaults'
+lower precision buys), and a second one the ratios of the extra sides. ``--losses N`` then
+trains ``vem`` and ``vem_fp32`` N iterations each from the same seed and reports each logged
+value's relative difference at the first iteration (identical weights, batch and noise: the
+precision's own effect) and its largest over the N (with the drift of training). ``--clock
+cpu`` times the process's CPU seconds instead of wall-clock seconds (steadier on a busy machine
+with ``--threads 1``).
 
 Each side is a fresh build; ``--warmup`` iterations run untimed, then ``--iterations`` are
 timed start to start (the engine's ``vemkit_iteration_start`` hook, taken after the batch is
@@ -71,7 +74,7 @@ from vemkit.engine.hookspecs import hookimpl
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "throughput.json"
 PAPER_SIZE = 256
-SIDES = ("omgd_fp32", "omgd", "vem", "vem_fp32")
+SIDES = ("omgd_rest", "omgd_fp32", "omgd", "vem", "vem_fp32")
 """In this order, so that the sides of each ratio always run back to back (alternating)."""
 DEFAULT_SIDES = ("omgd", "vem", "vem_fp32")
 VEM_TARGET = 1.08
@@ -82,6 +85,10 @@ FP32_OMGD = ("method.perceptual_autocast=none",)
 """Overrides of the ``omgd_fp32`` side: OMGD's lower-precision option off."""
 FP32_EAGER = (*FP32_OMGD, "mi.autocast=none")
 """Overrides of the ``vem_fp32`` side: every lower-precision option off."""
+NO_PERCEPTUAL = ("method.style_weight=0", "method.feature_weight=0")
+"""Overrides of the ``omgd_rest`` side: OMGD without its perceptual terms (a term of weight 0 is
+not computed, so the perceptual network never runs): the part of the step that neither the
+energy's nor the perceptual network's precision touches."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +237,8 @@ def load_side(
         base += list(FP32_EAGER)
     if side == "omgd_fp32":
         base += list(FP32_OMGD)
+    if side == "omgd_rest":
+        base += list(NO_PERCEPTUAL)
     spec = load_spec(path, base)
     scaled = scale_overrides(spec, args.size)
     return load_spec(path, base + scaled) if scaled else spec
@@ -410,6 +419,7 @@ def measure(setting: Setting, args: argparse.Namespace, log: Callable[[str], Non
         "device": args.device_now,
         "specs": setting.specs,
         "fp32_overrides": {"omgd_fp32": list(FP32_OMGD), "vem_fp32": list(FP32_EAGER)},
+        "rest_overrides": list(NO_PERCEPTUAL),
         "sides": {side: describe(spec) for side, spec in specs.items()},
         "warmup": args.warmup,
         "iterations": args.iterations,
@@ -425,6 +435,7 @@ def measure(setting: Setting, args: argparse.Namespace, log: Callable[[str], Non
         "fp32_over_vem": ratio("vem_fp32", "vem"),
         "fp32_vem_over_omgd": ratio("vem_fp32", "omgd_fp32"),
         "fp32_over_omgd": ratio("omgd_fp32", "omgd"),
+        "fp32_vem_over_rest": ratio("vem_fp32", "omgd_rest"),
         "vem_added_seconds": statistics.median(diffs) if diffs else math.nan,
         "target": setting.target,
         "speedup_target": SPEEDUP_TARGET if setting.target is not None else None,
@@ -510,16 +521,22 @@ def fp32_table(results: list[dict[str, Any]]) -> str:
     rows = []
     for res in results:
         sec = res["seconds_per_iteration"]
-        if "omgd_fp32" not in sec:
+        if "omgd_fp32" not in sec and "omgd_rest" not in sec:
             continue
+
+        def cell(side: str, sec: dict[str, Any] = sec) -> str:
+            return _fmt(sec[side]["median"]) if side in sec else "-"
+
         rows.append(
             [
                 res["setting"],
                 res["device"],
-                _fmt(sec["omgd_fp32"]["median"]),
-                _fmt(sec["vem_fp32"]["median"]) if "vem_fp32" in sec else "-",
+                cell("omgd_fp32"),
+                cell("vem_fp32"),
                 _ratio_cell(res.get("fp32_vem_over_omgd")),
                 _ratio_cell(res.get("fp32_over_omgd")),
+                cell("omgd_rest"),
+                _ratio_cell(res.get("fp32_vem_over_rest")),
             ]
         )
     if not rows:
@@ -532,6 +549,8 @@ def fp32_table(results: list[dict[str, Any]]) -> str:
             "fp32 OMGD+VEM s/iter",
             "fp32 VEM/OMGD (min–max)",
             "fp32 OMGD / OMGD (min–max)",
+            "OMGD w/o perceptual s/iter",
+            "fp32 OMGD+VEM / it (min–max)",
         ],
         rows,
     )
@@ -603,7 +622,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=list(DEFAULT_SIDES),
         help="sides to time (default: omgd vem vem_fp32): omgd, vem (OMGD and OMGD+VEM as "
         "specified), vem_fp32 (OMGD+VEM with the lower-precision options off), omgd_fp32 "
-        "(OMGD with them off)",
+        "(OMGD with them off), omgd_rest (OMGD without its perceptual terms: what no precision "
+        "option touches)",
     )
     p.add_argument(
         "--losses",
@@ -698,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(results))
     fp32 = fp32_table(results)
     if fp32:
-        print("\nWith the lower-precision options off on both sides:\n")
+        print("\nThe fp32 sides; OMGD without its perceptual terms (untouched by any option):\n")
         print(fp32)
     losses = loss_table(results)
     if losses:

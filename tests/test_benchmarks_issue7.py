@@ -316,9 +316,10 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     ratio = res["vem_over_omgd"]
     assert _finite(ratio["ratio"]) and len(ratio["per_repeat"]) == 2
     assert _finite(res["vem_added_seconds"])
-    for key in ("fp32_over_vem", "fp32_vem_over_omgd", "fp32_over_omgd"):
+    for key in ("fp32_over_vem", "fp32_vem_over_omgd", "fp32_over_omgd", "fp32_vem_over_rest"):
         assert _finite(res[key]["ratio"]) and len(res[key]["per_repeat"]) == 2
-    assert "With the lower-precision options off on both sides" in printed
+    assert "The fp32 sides; OMGD without its perceptual terms" in printed
+    assert res["rest_overrides"] == ["method.style_weight=0", "method.feature_weight=0"]
     assert res["losses"] is None  # --losses 0
 
 
