@@ -267,7 +267,9 @@ def test_options_import_without_torch():
     import sys
 
     code = (
-        "import sys, vemkit_plugins.archs.options, vemkit_plugins.archs as a\n"
+        "import sys, vemkit_plugins.archs as a\n"
+        "import vemkit_plugins.archs.options, vemkit_plugins.archs.resnet_options\n"
+        "import vemkit_plugins.archs.uncond_options\n"
         "from vemkit.registry import Registry\n"
         "a.register(Registry())\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"

@@ -31,7 +31,7 @@ from vemkit_plugins.methods.cagc_scores import (
     salt_and_pepper,
     scored_layers,
 )
-from vemkit_plugins.methods.options import ContentAwarePruningOptions
+from vemkit_plugins.methods.recipe_options import ContentAwarePruningOptions
 
 SHAPE = [8, 8, 8, 8, 6, 6]  # input, conv1, up 8, conv 8, up 16, conv 16
 

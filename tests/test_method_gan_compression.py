@@ -41,7 +41,7 @@ from vemkit_plugins.methods.gan_compression import (
     config_widths,
     l1_channel_transfer,
 )
-from vemkit_plugins.methods.options import GAN_COMPRESSION_CHANNELS, GanCompressionOptions
+from vemkit_plugins.methods.recipe_options import GAN_COMPRESSION_CHANNELS, GanCompressionOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = sorted((ROOT / "specs" / "paper").glob("summer2winter_gan_compression*.yaml"))

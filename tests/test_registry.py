@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +17,20 @@ from vemkit.errors import PluginError, VemkitError
 from vemkit.options import Options
 from vemkit.registry import Registry
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 class _Opts(Options):
     """Test options."""
 
     width: int = 3
     """A width."""
+
+
+class _WithType(Options):
+    """Options that wrongly declare the tag."""
+
+    type: str = "x"
 
 
 def test_builtins_register_through_the_entry_point(fresh_registry):
@@ -78,6 +87,71 @@ def test_lazy_factory_string_is_imported_on_build():
     reg.add("arch", "joined", options=_Opts, factory="os.path:join")
     comp = reg.get("arch", "joined")
     assert comp.resolve_factory().__name__ == "join"
+
+
+def test_options_given_as_a_path_are_imported_on_first_use():
+    reg = Registry()
+    reg.add("arch", "thing", options="tests.test_registry:_Opts", factory=lambda o: o)
+    comp = reg.get("arch", "thing")
+    assert "options" not in vars(comp)  # registering resolved nothing
+    assert comp.options is _Opts
+    assert comp.summary == "Test options."
+    assert reg.build("arch", {"type": "thing", "width": 5}).width == 5
+
+
+def test_options_path_problems_name_the_plugin():
+    reg = Registry()
+    reg._current_plugin = "mine"
+    with pytest.raises(PluginError, match="mine: options of arch 'a' given as a path must read"):
+        reg.add("arch", "a", options="tests.test_registry", factory=lambda o: o)
+    reg.add("arch", "missing", options="tests.test_registry:NoSuch", factory=lambda o: o)
+    reg.add("arch", "typed", options="tests.test_registry:_WithType", factory=lambda o: o)
+    with pytest.raises(
+        PluginError,
+        match=r"^mine: options of arch 'missing' \(tests.test_registry:NoSuch\) cannot be "
+        "imported: AttributeError",
+    ):
+        reg.get("arch", "missing").options  # noqa: B018
+    with pytest.raises(PluginError, match=r"^mine: options of arch 'typed' declare a 'type'"):
+        reg.get("arch", "typed").options  # noqa: B018
+
+
+def test_validate_and_plugins_import_only_what_a_spec_names():
+    # Start-up (benchmarks/startup.py): options modules load when a spec names a component,
+    # torch never. Run in a fresh interpreter: this one has imported everything.
+    code = """
+import json, sys
+from vemkit import registry
+from vemkit.cli import main
+assert main(["plugins"]) == 0
+reg = registry.default()
+listed = [c.name for k in reg.kinds() for c in reg.components(k) if "options" in vars(c)]
+assert main(["validate", "specs/quickstart.yaml"]) == 0
+resolved = {}
+for kind in reg.kinds():
+    resolved[kind] = sorted(c.name for c in reg.components(kind) if "options" in vars(c))
+modules = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "vemkit", "vemkit_plugins"))
+print(json.dumps({"listed": listed, "resolved": resolved, "modules": modules}))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    found = json.loads(proc.stdout.splitlines()[-1])
+    assert found["listed"] == []  # `vemkit plugins` lists names without importing options
+    assert found["resolved"]["arch"] == ["omgd_patchgan", "unet", "unet_deepest"]
+    assert found["resolved"]["method"] == ["omgd"]
+    assert found["resolved"]["dataset"] == ["aligned"]
+    assert found["resolved"]["demo"] == []
+    assert found["resolved"]["loss"] == []  # no loss named, none by default
+    assert found["resolved"]["scheduler"] == ["constant", "linear_decay"]  # named; default
+    modules = found["modules"]
+    assert "torch" not in modules
+    assert "vemkit_plugins.methods.options" in modules
+    assert "vemkit_plugins.methods.recipe_options" not in modules  # no recipe named
+    assert "vemkit_plugins.archs.options" in modules  # unet, omgd_patchgan
+    assert "vemkit_plugins.archs.resnet_options" not in modules
+    assert "vemkit_plugins.archs.uncond_options" not in modules
+    assert "vemkit.stages" not in modules
 
 
 def test_public_build_uses_the_process_registry(fresh_registry):

@@ -85,14 +85,18 @@ def test_validate_fast_path_names_only_the_components_a_spec_uses(write_spec):
 
     # The spec names one arch: the union holds it alone...
     assert union("student", "arch") == {"unet"}
-    # ...while a kind it does not name keeps every member, so defaults still validate.
-    assert union("train", "optimizer") == set(reg.names("optimizer"))
+    # ...a field it leaves out holds what the default names, so the default validates...
+    assert union("train", "optimizer") == {"adam"}
+    assert union("train", "scheduler") == {"linear_decay"}
+    # ...and a kind named nowhere holds no member (nothing of that kind is there to check).
+    assert _members(small.model_fields["losses"].annotation) == []
+    assert small.model_validate(data).losses == []
     assert load_spec_text(BASE_SPEC).student.arch.type == "unet"
 
 
 def test_validate_falls_back_to_the_full_model(write_spec):
-    # `train.optimizer: sgd` restricts the optimizer union to sgd, but the VEM energy's default
-    # optimizer is adam: the small model rejects it, the full model accepts the spec.
+    # `train.optimizer: sgd` names sgd; the VEM energy's default optimizer, adam, is in its
+    # union too (the field's default names it): the small model accepts the spec.
     text = BASE_SPEC.replace("mi: {type: none}", "mi: {type: vem}").replace(
         "train: {iterations: 10, batch_size: 2}",
         "train: {iterations: 10, batch_size: 2, optimizer: {type: sgd, lr: 0.01}}",

@@ -429,3 +429,45 @@ def test_exponents_without_a_dot_or_a_sign_are_numbers_in_files_and_overrides():
         "name": "e9",
     }
     assert load_yaml("3e9") == 3e9 and load_yaml("[1e3, 7]") == [1000.0, 7]
+
+
+EDGE_TEXTS = [
+    "a: 1\nb: [1, 2, {c: d}]\ne: {f: 'g', h: \"i\"}\n",
+    "budget: 2.6e9\nlr: 1e-4\nname: e9\nflag: yes\nnothing: ~\n",
+    "name: café ü\nlist:\n  - x\n  -   y: 1\n      z: 2\n",
+    "a: 1\na: 2\n",  # a duplicate key: a problem of the walk, not of the parser
+    "text: |\n  two\n  lines\nnext: >\n  folded\n  text\n",
+]
+
+
+@pytest.mark.parametrize("text", EDGE_TEXTS)
+def test_libyaml_and_pure_python_read_a_spec_alike(text, monkeypatch):
+    # Valid files are composed by libyaml (start-up); positions, data and walk problems must be
+    # those of the pure-Python loader, which reads every file libyaml rejects.
+    from vemkit import spec_source
+
+    if spec_source._FastSpecLoader is None:
+        pytest.skip("PyYAML without libyaml")
+    fast = spec_source.parse_text(text, "s.yaml")
+    monkeypatch.setattr(spec_source, "_FastSpecLoader", None)
+    slow = spec_source.parse_text(text, "s.yaml")
+    assert (fast.data, fast.values, fast.keys) == (slow.data, slow.values, slow.keys)
+    assert [str(p) for p in fast.problems] == [str(p) for p in slow.problems]
+
+
+def test_every_shipped_spec_reads_alike_with_libyaml(monkeypatch):
+    from pathlib import Path
+
+    from vemkit import spec_source
+
+    if spec_source._FastSpecLoader is None:
+        pytest.skip("PyYAML without libyaml")
+    specs = sorted((Path(__file__).resolve().parents[1] / "specs").rglob("*.yaml"))
+    assert specs
+    for path in specs:
+        text = path.read_text(encoding="utf-8")
+        fast = spec_source.parse_text(text, path.name)
+        with monkeypatch.context() as m:
+            m.setattr(spec_source, "_FastSpecLoader", None)
+            slow = spec_source.parse_text(text, path.name)
+        assert (fast.data, fast.values, fast.keys) == (slow.data, slow.values, slow.keys), path

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from vemkit.errors import VemkitError
 from vemkit_plugins.archs.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from vemkit_plugins.archs.stylegan2_convert import build_rosinality_networks
-from vemkit_plugins.methods.options import StyleGAN2TrainingOptions
+from vemkit_plugins.methods.recipe_options import StyleGAN2TrainingOptions
 from vemkit_plugins.methods.stylegan2_losses import (
     PathLengthRegularizer,
     accumulate_ema,

@@ -321,3 +321,34 @@ def test_the_command_runs_cells_as_processes_in_parallel(tiny, tmp_path, capsys,
     assert f"command: `vemkit sweep {tiny} --grid mi.type=none,vid --seeds 0 --jobs 2" in md
     log = Path("sw/logs/mi.type=vid.seed0.run.log").read_text()
     assert log.startswith("\n$ vemkit run ") and "finished at step 3/3" in log
+
+
+def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
+    from types import SimpleNamespace
+
+    from vemkit.sweep_report import Config, convergence_cells, convergence_rows
+
+    def cell(name: str, psnr: list[float]) -> SimpleNamespace:
+        run = tmp_path / name
+        run.mkdir()
+        (run / "spec.resolved.yaml").write_text("vemkit: 1\n")
+        lines = [{"step": 100 * (i + 1), "eval/psnr": v} for i, v in enumerate(psnr)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        return SimpleNamespace(run_dir=run)
+
+    # Mean curves: flat arm 10, 12, 13, 13.5, 13.6 (last 20 % of steps: 400→500, +0.1 of a
+    # range of 3.6); rising arm 10, 11, 12, 13, 14 (+1 of 4).
+    flat = Config("flat", ["flat"], cells=[cell("f0", [9, 12, 13, 13.4, 13.5]),
+                                           cell("f1", [11, 12, 13, 13.6, 13.7])])  # fmt: skip
+    rising = Config("rising", ["rising"], cells=[cell("r0", [10, 11, 12, 13, 14])])
+    short = Config("short", ["short"], cells=[cell("s0", [10, 11])])
+    rows = {r["config"]: r for r in convergence_rows([flat, rising, short])}
+    assert set(rows) == {"flat", "rising"}  # two points are no curve
+    assert rows["flat"]["seeds"] == 2 and rows["flat"]["tail_from_step"] == 400
+    assert rows["flat"]["tail_change"] == pytest.approx(0.1)
+    assert rows["flat"]["tail_share"] == pytest.approx(0.1 / 3.6)
+    assert rows["flat"]["flattened"] is True
+    assert rows["rising"]["tail_share"] == pytest.approx(0.25)
+    assert rows["rising"]["flattened"] is False
+    header, body = convergence_cells(list(rows.values()))
+    assert body[1][-2:] == ["25.0 %", "no"] and header[-1] == "flattened (≤ 10 %)"

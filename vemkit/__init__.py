@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vemkit import registry
 from vemkit.errors import DataError, PluginError, Problem, SpecError, VemkitError
 from vemkit.hookspecs import hookimpl
-from vemkit.options import Options, Slot
 
 __version__ = "0.1.0"
 
@@ -36,10 +34,22 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from vemkit import registry
+    from vemkit.options import Options, Slot
     from vemkit.spec import Spec, load_spec, validate
 
 
 def __getattr__(name: str) -> Any:
+    # The registry and the options base import pydantic's models: resolved on first access,
+    # so that `vemkit --help` (which imports this package for its version) does not pay that.
+    if name == "registry":
+        from importlib import import_module
+
+        return import_module("vemkit.registry")
+    if name in ("Options", "Slot"):
+        from vemkit import options
+
+        return getattr(options, name)
     # Spec is built from the registry after plugins load, so it is resolved on first access.
     if name in ("Spec", "load_spec", "validate", "compile", "run"):
         if name == "Spec":

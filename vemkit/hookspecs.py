@@ -33,7 +33,8 @@ def vemkit_register(registry: Registry) -> None:
     """Add this plugin's components to ``registry``.
 
     Called once per process, after the plugin is loaded, for every plugin. Call
-    ``registry.add(kind, name, options=..., factory=...)`` for each component. Return nothing.
+    ``registry.add(kind, name, options=..., factory=...)`` for each component (both may be
+    ``"module:attr"`` paths, imported on first use). Return nothing.
     A plugin that raises here is reported by ``vemkit plugins`` and skipped; its components are
     unavailable (a spec naming one of them is told which plugin failed and why).
     """

@@ -9,17 +9,23 @@ builds the Spec, so an options model never declares ``type``.
 from __future__ import annotations
 
 import ast
+import contextlib
+import importlib.util
 import inspect
+import os
 import sys
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
 
 # file -> class qualname -> field name -> docstring. pydantic's own `use_attribute_docstrings`
 # re-reads and re-tokenises a class's source for every class (and for every model made with
-# create_model), which dominated `vemkit validate`'s start-up; one AST parse per file does it.
+# create_model), which dominated `vemkit validate`'s start-up; one AST parse per file does it,
+# and its result is kept beside the file's bytecode (_attribute_docs).
 _ATTRIBUTE_DOCS: dict[str, dict[str, dict[str, str]]] = {}
+_DOCS_CACHE_FORMAT = 1
+"""Bumped when _parse_attribute_docs changes what it finds: older cache files are ignored."""
 
 
 def _parse_attribute_docs(path: str) -> dict[str, dict[str, str]]:
@@ -52,6 +58,48 @@ def _parse_attribute_docs(path: str) -> dict[str, dict[str, str]]:
     return found
 
 
+def _docs_cache_path(path: str) -> str:
+    pyc = importlib.util.cache_from_source(path)  # honours sys.pycache_prefix
+    return pyc.removesuffix(".pyc") + ".vemkit-docs.json"
+
+
+def _attribute_docs(path: str) -> dict[str, dict[str, str]]:
+    """The attribute docstrings of the source file ``path``.
+
+    Parsing a file costs about a third of importing its options models (~1 ms per 100
+    lines), paid by every ``vemkit validate``; the result is kept in ``__pycache__`` next to the
+    bytecode, stamped like it with the source's mtime and size, and written only where Python
+    writes bytecode (not under ``PYTHONDONTWRITEBYTECODE``; silently not where it cannot).
+    """
+    import json  # here: `vemkit --help` imports this module and makes no options class
+
+    try:
+        st = os.stat(path)
+        cache = _docs_cache_path(path)
+    except (OSError, NotImplementedError, ValueError):
+        return _parse_attribute_docs(path)
+    stamp = [st.st_mtime_ns, st.st_size, _DOCS_CACHE_FORMAT]
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            cached = json.load(fh)
+        if isinstance(cached, dict) and cached.get("source") == stamp:
+            return cached["docs"]
+    except (OSError, ValueError, KeyError):
+        pass
+    docs = _parse_attribute_docs(path)
+    if not sys.dont_write_bytecode:
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"source": stamp, "docs": docs}, fh)
+            os.replace(tmp, cache)  # atomic: a concurrent reader sees the old file or this one
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return docs
+
+
 def apply_attribute_docstrings(cls: type[BaseModel]) -> None:
     """Use the docstring under each field as its description (unless one is given)."""
     module = sys.modules.get(cls.__module__)
@@ -59,7 +107,7 @@ def apply_attribute_docstrings(cls: type[BaseModel]) -> None:
     if not path:
         return
     if path not in _ATTRIBUTE_DOCS:
-        _ATTRIBUTE_DOCS[path] = _parse_attribute_docs(path)
+        _ATTRIBUTE_DOCS[path] = _attribute_docs(path)
     docs = _ATTRIBUTE_DOCS[path].get(cls.__qualname__, {})
     for name, field in cls.__pydantic_fields__.items():
         if field.description is None and name in docs:
@@ -81,6 +129,19 @@ class Options(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         apply_attribute_docstrings(cls)
+
+    @classmethod
+    def as_default(cls, **values: Any) -> Self:
+        """``cls(**values)`` for a field's default (``distil: Stage = Stage.as_default()``),
+        made without building the validator.
+
+        Calling a model builds its validator (``defer_build``): a recipe's stage defaults
+        made when its options module is imported built about twenty validators, a quarter of
+        ``vemkit validate``'s start-up, for methods the spec may not name. Give only values of
+        the fields' exact types: they are not converted. The registry-wide tests validate every
+        component's defaults from a JSON round trip, so a wrong one still fails a test.
+        """
+        return cls.model_construct(**values)
 
 
 class Slot:

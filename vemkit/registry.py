@@ -19,22 +19,26 @@ Loading rules (pytest's, simonw/llm's):
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import importlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
-from pydantic import BaseModel
 
 from vemkit import hookspecs
 from vemkit.errors import PluginError, VemkitError
-from vemkit.options import Options
+
+if TYPE_CHECKING:
+    # pydantic's models are imported where a model is checked or built, not here: loading
+    # plugins and listing names (`vemkit plugins`) needs neither.
+    from pydantic import BaseModel
+
+    from vemkit.options import Options
 
 ENTRY_POINT_GROUP = "vemkit"
 KNOWN_KINDS = (
@@ -55,15 +59,43 @@ Factory = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Component:
-    """One registered component."""
+    """One registered component.
+
+    ``options_source`` is the options model or its ``"module:attr"`` path; :attr:`options`
+    imports the latter on first use, so that listing or validating a spec that names a few
+    components does not make every plugin's options classes (``vemkit validate``'s start-up).
+    """
 
     kind: str
     name: str
-    options: type[Options]
+    options_source: type[Options] | str
     factory: Factory | str
     plugin: str
-    summary: str = ""
+    summary_text: str | None = None
     example: Mapping[str, Any] | None = None
+
+    @cached_property
+    def options(self) -> type[Options]:
+        """The options model, imported and checked on first use when given as a path."""
+        if not isinstance(self.options_source, str):
+            return self.options_source
+        module_name, _, attr = self.options_source.partition(":")
+        try:
+            model = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(
+                f"{self.plugin}: options of {self.kind} '{self.name}' "
+                f"({self.options_source}) cannot be imported: {type(exc).__name__}: {exc}"
+            ) from exc
+        _check_options(self.plugin, self.kind, self.name, model)
+        return model
+
+    @property
+    def summary(self) -> str:
+        """The registered summary, else the first line of the options model's docstring."""
+        if self.summary_text is not None:
+            return self.summary_text
+        return (self.options.__doc__ or "").strip().split("\n")[0]
 
     def resolve_factory(self) -> Factory:
         """The factory, imported on first use when it was registered as ``"module:attr"``."""
@@ -73,16 +105,38 @@ class Component:
         return getattr(importlib.import_module(module_name), attr)
 
 
+def _check_options(plugin: str, kind: str, name: str, options: Any) -> None:
+    from pydantic import BaseModel
+
+    if not (isinstance(options, type) and issubclass(options, BaseModel)):
+        raise PluginError(f"{plugin}: options of {kind} '{name}' must be a pydantic model")
+    if "type" in options.model_fields:
+        raise PluginError(
+            f"{plugin}: options of {kind} '{name}' declare a 'type' field; "
+            "the framework adds the tag itself"
+        )
+
+
 @dataclass
 class PluginInfo:
     """A plugin the manager tried to load."""
 
     name: str
     module: str
-    distribution: str | None = None
-    version: str | None = None
     error: str | None = None
     components: list[tuple[str, str]] = field(default_factory=list)
+    dist: metadata.Distribution | None = field(default=None, repr=False, compare=False)
+    """The installed distribution whose entry point named the plugin (None: loaded by path)."""
+
+    # Read on first use: a distribution's name and version come from parsing its METADATA
+    # file, milliseconds that `vemkit validate` does not need unless a spec says `requires:`.
+    @cached_property
+    def distribution(self) -> str | None:
+        return self.dist.name if self.dist is not None else None
+
+    @cached_property
+    def version(self) -> str | None:
+        return self.dist.version if self.dist is not None else None
 
     @property
     def ok(self) -> bool:
@@ -104,7 +158,7 @@ class Registry:
         kind: str,
         name: str,
         *,
-        options: type[Options],
+        options: type[Options] | str,
         factory: Factory | str,
         summary: str | None = None,
         example: Mapping[str, Any] | None = None,
@@ -112,21 +166,24 @@ class Registry:
         """Register component ``name`` of ``kind``.
 
         ``options`` is the component's pydantic options model (a subclass of
-        :class:`vemkit.options.Options`, without a ``type`` field); ``factory`` is called as
-        ``factory(options, **context)`` and may be given as ``"module:attr"`` so that heavy
-        imports (torch) happen only when the component is built. ``example`` is a small
-        options mapping (without ``type``) that builds a tiny instance: the registry-wide tests
-        build every component from it (from the defaults when absent).
+        :class:`vemkit.options.Options`, without a ``type`` field), or its path
+        ``"module:attr"``: then the module is imported only when a spec names the component (or
+        the full Spec, the schema, is built), and the model is checked then. ``factory`` is
+        called as ``factory(options, **context)`` and may be given as ``"module:attr"`` so that
+        heavy imports (torch) happen only when the component is built. ``summary`` defaults to
+        the first line of the options model's docstring. ``example`` is a small options mapping
+        (without ``type``) that builds a tiny instance: the registry-wide tests build every
+        component from it (from the defaults when absent).
         """
-        if not (isinstance(options, type) and issubclass(options, BaseModel)):
-            raise PluginError(
-                f"{self._current_plugin}: options of {kind} '{name}' must be a pydantic model"
-            )
-        if "type" in options.model_fields:
-            raise PluginError(
-                f"{self._current_plugin}: options of {kind} '{name}' declare a 'type' field; "
-                "the framework adds the tag itself"
-            )
+        if isinstance(options, str):
+            module_name, sep, attr = options.partition(":")
+            if not (sep and module_name and attr):
+                raise PluginError(
+                    f"{self._current_plugin}: options of {kind} '{name}' given as a path must "
+                    f"read 'module:attr', got {options!r}"
+                )
+        else:
+            _check_options(self._current_plugin, kind, name, options)
         if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise PluginError(f"{self._current_plugin}: invalid component name {name!r}")
         existing = self._components.get(kind, {}).get(name)
@@ -135,9 +192,8 @@ class Registry:
                 f"{kind} '{name}' is registered twice: by plugin '{existing.plugin}' and by "
                 f"plugin '{self._current_plugin}'"
             )
-        doc = summary if summary is not None else (options.__doc__ or "").strip().split("\n")[0]
         self._components.setdefault(kind, {})[name] = Component(
-            kind, name, options, factory, self._current_plugin, doc, example
+            kind, name, options, factory, self._current_plugin, summary, example
         )
         self._fingerprint = None
         if self._current_plugin in self.plugins:
@@ -170,6 +226,8 @@ class Registry:
         """``unknown arch 'unte'; did you mean 'unet'? (registered: ...)`` plus failed plugins."""
         known = self.names(kind)
         msg = f"unknown {kind} '{name}'"
+        import difflib  # here: only an error message needs it (start-up)
+
         close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
         if close:
             msg += f"; did you mean '{close[0]}'?"
@@ -186,19 +244,22 @@ class Registry:
         registry state: the model builder asks for it for every class it makes)."""
         if self._fingerprint is not None:
             return self._fingerprint
+        import hashlib  # here: only a Spec model is cached by it
+
         h = hashlib.sha256()
         for kind in sorted(self._components):
             for name, comp in sorted(self._components[kind].items()):
-                opts = comp.options
-                h.update(
-                    f"{kind}/{name}/{opts.__module__}.{opts.__qualname__}/{id(opts)};".encode()
-                )
+                opts = comp.options_source  # a path is not imported for this
+                where = opts if isinstance(opts, str) else f"{opts.__module__}.{opts.__qualname__}"
+                h.update(f"{kind}/{name}/{where}/{id(opts)};".encode())
         self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
     # -- building -------------------------------------------------------------------------
     def options(self, kind: str, config: Mapping[str, Any] | BaseModel) -> Options:
         """Validate ``config`` (``{type: name, ...}`` or an already validated model)."""
+        from pydantic import BaseModel
+
         if isinstance(config, BaseModel):
             return config  # type: ignore[return-value]
         if not isinstance(config, Mapping) or "type" not in config:
@@ -254,9 +315,7 @@ class Registry:
             to_load.append((want, ep.value if ep else want, ep))
 
         for name, module_path, ep in to_load:
-            info = PluginInfo(name=name, module=module_path)
-            if ep is not None and ep.dist is not None:
-                info.distribution, info.version = ep.dist.name, ep.dist.version
+            info = PluginInfo(name=name, module=module_path, dist=ep.dist if ep else None)
             self.plugins[name] = info
             try:
                 plugin = ep.load() if ep is not None else importlib.import_module(module_path)

@@ -7,7 +7,6 @@ every problem of the file at once, each located as ``FILE:LINE:COL dotted.path: 
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -202,6 +201,8 @@ def _problem_for(
         parent = model_at(model, data, path[:-1])
         allowed = sorted(parent.model_fields) if parent else []
         msg = f"unknown key '{unknown}'"
+        import difflib  # here: only an error message needs it (start-up)
+
         close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
         if close:
             msg += f"; did you mean '{close[0]}'?"

@@ -8,11 +8,13 @@ registry's fingerprint (the lesson of nshconfig and pydantic#11595: rebuilding s
 plugins register is fragile).
 
 Start-up: a Spec model over every registered component makes ~110 envelope classes and their
-validators, most of which one spec never names. ``spec_model(reg, only=names)`` builds the
-unions of the kinds a spec names from those names only (a kind whose members are all unnamed
-keeps its full union, so defaults such as ``train.optimizer`` still validate);
-:func:`vemkit.spec.validate_source` validates with it first and falls back to the full model
-for anything it rejects, so messages (did-you-mean, allowed keys) are those of the full model.
+validators (and imports every plugin's options modules), most of which one spec never names.
+``spec_model(reg, only=names)`` builds each union from the components named in the spec or in
+the field's default (``train.optimizer``'s ``adam`` still validates); a union that names none
+holds no member and rejects any value. :func:`vemkit.spec.validate_source` validates with it
+first and falls back to the full model for anything it rejects, so messages (did-you-mean,
+allowed keys) are those of the full model. What the restricted model accepts, the full one
+accepts: every component in the data or a default is validated by its own options.
 """
 
 from __future__ import annotations
@@ -118,25 +120,25 @@ def _check_tag(reg: Registry, kind: str, value: Any) -> Any:
     return value
 
 
-def component_union(reg: Registry, kind: str, only: Only = None) -> Any:
+def component_union(
+    reg: Registry, kind: str, only: Only = None, also: frozenset[str] = frozenset()
+) -> Any:
     """``Annotated[Union[...], discriminator]`` over the registered components of ``kind``:
-    all of them, or those named in ``only`` when it names any; never the component whose
+    all of them, or those named in ``only`` or ``also`` (a field default's names, which do not
+    restrict the members' own fields: their envelopes are shared); never the component whose
     envelope is being built (see ``_resolving``)."""
     excluded = sorted(n for r, k, n in _resolving if r == id(reg) and k == kind)
     components = [c for c in reg.components(kind) if c.name not in excluded]
     if only is not None:
-        named = [c for c in components if c.name in only]
-        if named:
-            components = named
-        else:
-            only = None  # nothing of this kind named: defaults may use any member
+        components = [c for c in components if c.name in only or c.name in also]
     names = ",".join(c.name for c in components)
     key = _key(reg, f"union:{kind}:-{','.join(excluded)}:{names}:{_only_key(only)}")
     if key not in _cache:
         members = tuple(tagged_model(reg, c, only) for c in components)
         check = BeforeValidator(partial(_check_tag, reg, kind))
         if not members:
-            # No component of this kind is registered: any value is an error naming the kind.
+            # None registered (or, restricted, none named): a component there is an error
+            # (the check's message), and so is any other value (no dict of that kind).
             _cache[key] = Annotated[dict, check]
         else:
             _cache[key] = Annotated[Union[members], Field(discriminator="type"), check]  # noqa: UP007
@@ -187,7 +189,8 @@ def resolve_model(reg: Registry, model: type[BaseModel], only: Only = None) -> t
     for name, field in model.model_fields.items():
         slot = slot_of(field)
         if slot is not None:
-            ann: Any = component_union(reg, slot.kind, only)
+            # A restricted union also holds what the field's default names (validate_default).
+            ann: Any = component_union(reg, slot.kind, only, type_names(field.default))
             if slot.many:
                 ann = list[ann]
             if _allows_none(field.annotation):

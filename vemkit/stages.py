@@ -87,10 +87,10 @@ class StepStage(StageOptions):
 class Stages(Options):
     """Base of a method's ``stages`` model (its fields, in order, are the recipe's stages).
 
-    A stage given in a spec is laid over that stage's default, key by key: with ``distil:
-    TrainingStage = TrainingStage(iterations=200_000, inherit=["teacher"])``, the override
-    ``--set method.stages.distil.iterations=9`` keeps ``inherit`` (pydantic alone would build a
-    fresh stage from ``{iterations: 9}`` and silently drop the other defaults)."""
+    A stage given in a spec is laid over that stage's default, key by key: with
+    ``distil: TrainingStage = TrainingStage.as_default(iterations=200_000, inherit=["teacher"])``,
+    the override ``--set method.stages.distil.iterations=9`` keeps ``inherit`` (pydantic alone
+    would build a fresh stage from ``{iterations: 9}`` and silently drop the other defaults)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -167,6 +167,75 @@ def _mean(values: Mapping[int, float]) -> float:
     return statistics.fmean(finite) if finite else math.nan
 
 
+# -- convergence ----------------------------------------------------------------------------------
+TAIL = 0.2
+"""The last part of training (a fraction of the evaluated steps) whose change says whether a
+curve has flattened."""
+FLAT = 0.1
+"""A curve counts as flattened when its last part moved it by at most this fraction of its
+range (max − min over the run)."""
+
+
+def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
+    """Per arm and evaluation metric logged during training: the mean curve over the seeds, how
+    much its last ``TAIL`` of the evaluated steps moved it, as a fraction of the curve's range,
+    and whether that is at most ``FLAT`` (the curve has flattened). Needs 3 points or more."""
+    from vemkit.report import curve_keys, load_run
+
+    rows = []
+    for config in configs:
+        runs = [load_run(cell.run_dir) for cell in config.cells if cell.run_dir.is_dir()]
+        if not runs:
+            continue
+        logs = [_by_step(r) for r in runs]
+        for key in curve_keys(runs, "eval"):
+            xs, mean, _, _ = _band(logs, key)
+            if len(xs) < 3:
+                continue
+            tail_from = xs[-1] - TAIL * (xs[-1] - xs[0])
+            start = min(i for i, x in enumerate(xs) if x >= tail_from)
+            start = min(start, len(xs) - 2)  # at least one step of change
+            tail = mean[-1] - mean[start]
+            spread = max(mean) - min(mean)
+            share = abs(tail) / spread if spread > 0 else 0.0
+            rows.append(
+                {
+                    "config": config.name,
+                    "metric": key,
+                    "seeds": len(logs),
+                    "first_step": int(xs[0]),
+                    "last_step": int(xs[-1]),
+                    "tail_from_step": int(xs[start]),
+                    "first": mean[0],
+                    "last": mean[-1],
+                    "tail_change": tail,
+                    "range": spread,
+                    "tail_share": share,
+                    "flattened": share <= FLAT,
+                }
+            )
+    return rows
+
+
+def convergence_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["arm", "metric", "steps", "first", "last", "last-part change", "of range",
+              f"flattened (≤ {round(FLAT * 100)} %)"]  # fmt: skip
+    body = [
+        [
+            r["config"],
+            r["metric"],
+            f"{r['first_step']}–{r['last_step']} (last part from {r['tail_from_step']})",
+            _num(r["first"]),
+            _num(r["last"]),
+            _signed(r["tail_change"]),
+            f"{100 * r['tail_share']:.1f} %",
+            "yes" if r["flattened"] else "no",
+        ]
+        for r in rows
+    ]
+    return header, body
+
+
 # -- rendering ------------------------------------------------------------------------------------
 def _num(value: Any, digits: int = 4) -> str:
     if not isinstance(value, int | float) or not math.isfinite(value):
@@ -352,6 +421,7 @@ def write_report(
 
     configs, higher, items = gather(sweep, evaluations)
     rows = statistics_table(sweep, configs, higher)
+    converged = convergence_rows(configs)
     out = sweep.out / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     figures = plot_arm_curves(configs, out)
@@ -384,6 +454,13 @@ def write_report(
     )
     s_head, s_body = stats_cells(rows)
     a_head, a_body = scores_cells(configs)
+    c_head, c_body = convergence_cells(converged)
+    flat_about = (
+        f"The mean evaluation curve of each arm over its seeds: how much the last "
+        f"{round(TAIL * 100)} % of the evaluated steps moved it, as a share of the curve's range "
+        f"(max − min); at most {round(FLAT * 100)} % counts as flattened. A schedule that decays "
+        "the learning rate to 0 flattens every curve by its end: read it with the curves below."
+    )
 
     md = [f"# {title}", ""] + [f"- {f}" for f in facts] + [""]
     md += ["## Paired differences to the reference", ""]
@@ -399,6 +476,9 @@ def write_report(
         markdown_table(a_head, a_body),
         "",
     ]
+    if converged:
+        md += ["## Have the curves flattened?", "", markdown_table(c_head, c_body), "",
+               flat_about, ""]  # fmt: skip
     for kind, heading in (("train", "Training curves"), ("eval", "Evaluation curves")):
         if kind in figures:
             md += [
@@ -433,6 +513,12 @@ def write_report(
         "<h2>Scores per arm (mean ± sample std over seeds)</h2>",
         table(a_head, a_body),
     ]
+    if converged:
+        body += [
+            "<h2>Have the curves flattened?</h2>",
+            table(c_head, c_body),
+            f'<p class="note">{e(flat_about)}</p>',
+        ]
     for kind, heading in (("train", "Training curves"), ("eval", "Evaluation curves")):
         if kind in figures:
             body += [
@@ -463,6 +549,7 @@ def write_report(
         "items": items,
         "higher_is_better": higher,
         "statistics": rows,
+        "convergence": converged,
         "configs": [
             {
                 "name": c.name,
@@ -512,6 +599,16 @@ def paired_summary_lines(sweep: Sweep, evaluations: Mapping[int, dict[str, Any]]
             f"(per seed, mean, {round(CONFIDENCE * 100)} % t-interval):",
             "",
             markdown_table(s_head, s_body),
+            "",
+        ]
+    converged = convergence_rows(configs)
+    if converged:
+        still = [f"{r['config']} {r['metric']}" for r in converged if not r["flattened"]]
+        lines += [
+            f"Evaluation curves flattened (the last {round(TAIL * 100)} % of the steps moved the "
+            f"mean curve by ≤ {round(FLAT * 100)} % of its range): "
+            f"{len(converged) - len(still)} of {len(converged)}"
+            + (f"; still moving: {', '.join(still)}" if still else ""),
             "",
         ]
     return lines

@@ -99,7 +99,7 @@ class ResnetGenerator(nn.Module):
 
 
 def build(options: Any, **context: Any) -> ResnetGenerator:
-    """Factory of ``arch: resnet`` (:class:`~vemkit_plugins.archs.options.ResnetOptions`)."""
+    """Factory of ``arch: resnet`` (:class:`~vemkit_plugins.archs.resnet_options.ResnetOptions`)."""
     net = ResnetGenerator(
         options.input_nc,
         options.output_nc,

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from vemkit_plugins.archs.options import SAGANDiscriminatorOptions, SAGANGeneratorOptions
+from vemkit_plugins.archs.uncond_options import SAGANDiscriminatorOptions, SAGANGeneratorOptions
 
 __all__ = [
     "SAGANDiscriminator",

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vemkit.errors import VemkitError
-from vemkit_plugins.archs.options import (
+from vemkit_plugins.archs.uncond_options import (
     StyleGAN2DiscriminatorOptions,
     StyleGAN2GeneratorOptions,
 )

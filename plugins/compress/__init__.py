@@ -10,12 +10,10 @@ from __future__ import annotations
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
-    from vemkit_plugins.compress import options
-
     registry.add(
         "arch",
         "pruned",
-        options=options.PrunedOptions,
+        options="vemkit_plugins.compress.options:PrunedOptions",
         factory="vemkit_plugins.compress.slicing:build_pruned",
         example={
             "base": {"type": "unet", "ngf": 4, "num_downs": 5, "init_type": "default"},

@@ -12,17 +12,18 @@ downloaded until its ``get`` is called).
 
 from __future__ import annotations
 
-from vemkit_plugins.data import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.data.options"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
     # The examples (what the registry-wide tests validate) point at the demo sets' roots.
     for name, model, example in (
-        ("aligned", o.AlignedOptions, {"root": "data/edges2shoes-fmnist", "size": 64}),
-        ("unaligned", o.UnalignedOptions, {"root": "data/emoji-google2twitter/unpaired"}),
-        ("folder", o.FolderOptions, {"root": "data/fmnist32", "split": "train", "size": 32}),
-        ("cityscapes", o.CityscapesOptions, {"root": "data/cityscapes"}),
+        ("aligned", f"{_O}:AlignedOptions", {"root": "data/edges2shoes-fmnist", "size": 64}),
+        ("unaligned", f"{_O}:UnalignedOptions", {"root": "data/emoji-google2twitter/unpaired"}),
+        ("folder", f"{_O}:FolderOptions", {"root": "data/fmnist32", "split": "train", "size": 32}),
+        ("cityscapes", f"{_O}:CityscapesOptions", {"root": "data/cityscapes"}),
     ):
         registry.add(
             "dataset",
@@ -32,8 +33,8 @@ def register(registry) -> None:
             example=example,
         )
     for name, model, attr in (
-        ("edges2shoes-fmnist", o.Edges2ShoesFmnistOptions, "fmnist:edges2shoes_fmnist"),
-        ("emoji-google2twitter", o.EmojiGoogle2TwitterOptions, "emoji:emoji_google2twitter"),
-        ("fmnist32", o.Fmnist32Options, "fmnist:fmnist32"),
+        ("edges2shoes-fmnist", f"{_O}:Edges2ShoesFmnistOptions", "fmnist:edges2shoes_fmnist"),
+        ("emoji-google2twitter", f"{_O}:EmojiGoogle2TwitterOptions", "emoji:emoji_google2twitter"),
+        ("fmnist32", f"{_O}:Fmnist32Options", "fmnist:fmnist32"),
     ):
         registry.add("demo", name, options=model, factory=f"vemkit_plugins.data.demo.{attr}")

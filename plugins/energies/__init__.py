@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from vemkit_plugins.energies import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.energies.options"
 
 _PKG = "vemkit_plugins.energies"
 
@@ -11,7 +12,9 @@ _PKG = "vemkit_plugins.energies"
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
     registry.add(
-        "energy", "conv_sn", options=o.ConvSNEnergyOptions, factory=f"{_PKG}.conv_sn:build"
+        "energy", "conv_sn", options=f"{_O}:ConvSNEnergyOptions", factory=f"{_PKG}.conv_sn:build"
     )
-    registry.add("energy", "timm", options=o.TimmEnergyOptions, factory=f"{_PKG}.timm_energy:build")
-    registry.add("energy", "mlp", options=o.MLPEnergyOptions, factory=f"{_PKG}.mlp:build")
+    registry.add(
+        "energy", "timm", options=f"{_O}:TimmEnergyOptions", factory=f"{_PKG}.timm_energy:build"
+    )
+    registry.add("energy", "mlp", options=f"{_O}:MLPEnergyOptions", factory=f"{_PKG}.mlp:build")

@@ -4,14 +4,15 @@ taps ``student:<dotted.path>``)."""
 
 from __future__ import annotations
 
-from vemkit_plugins.losses import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.losses.options"
 
 EXAMPLE = {"inputs": ["student.out", "teacher.out"]}
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
-    for name, options in (("l1", o.L1LossOptions), ("mse", o.MSELossOptions)):
+    for name, options in (("l1", f"{_O}:L1LossOptions"), ("mse", f"{_O}:MSELossOptions")):
         registry.add(
             "loss",
             name,

@@ -8,20 +8,21 @@ which one a number comes from.
 
 from __future__ import annotations
 
-from vemkit_plugins.masks import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.masks.options"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
     module = "vemkit_plugins.masks.content"
-    registry.add("mask", "whole", options=o.WholeMaskOptions, factory=f"{module}:build_whole")
+    registry.add("mask", "whole", options=f"{_O}:WholeMaskOptions", factory=f"{module}:build_whole")
     registry.add(
-        "mask", "saliency", options=o.SaliencyMaskOptions, factory=f"{module}:build_saliency"
+        "mask", "saliency", options=f"{_O}:SaliencyMaskOptions", factory=f"{module}:build_saliency"
     )
     registry.add(
         "mask",
         "face_parser",
-        options=o.FaceParserMaskOptions,
+        options=f"{_O}:FaceParserMaskOptions",
         factory=f"{module}:build_face_parser",
         example={"weights": "weights/face_parsing/79999_iter.pth"},
     )

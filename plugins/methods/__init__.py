@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from vemkit_plugins.methods import options as o
+# Options by path: a module is imported only when a spec names one of its methods; the
+# recipes' (staged) options are apart from the one-loop methods'.
+_O = "vemkit_plugins.methods.options"
+_R = "vemkit_plugins.methods.recipe_options"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
-    registry.add("method", "kd", options=o.KDOptions, factory="vemkit_plugins.methods.kd:build")
-    registry.add("method", "gcc", options=o.GCCOptions, factory="vemkit_plugins.methods.gcc:build")
-    registry.add(
-        "method", "omgd", options=o.OMGDOptions, factory="vemkit_plugins.methods.omgd:build"
-    )
-    registry.add(
-        "method",
-        "gan_compression",
-        options=o.GanCompressionOptions,
-        factory="vemkit_plugins.methods.gan_compression:build",
-    )
-    registry.add("method", "cat", options=o.CATOptions, factory="vemkit_plugins.methods.cat:build")
-    registry.add(
-        "method", "cagc", options=o.CAGCOptions, factory="vemkit_plugins.methods.cagc:build"
-    )
+    for name, options in (
+        ("kd", f"{_O}:KDOptions"),
+        ("gcc", f"{_R}:GCCOptions"),
+        ("omgd", f"{_O}:OMGDOptions"),
+        ("gan_compression", f"{_R}:GanCompressionOptions"),
+        ("cat", f"{_R}:CATOptions"),
+        ("cagc", f"{_R}:CAGCOptions"),
+    ):
+        registry.add(
+            "method",
+            name,
+            options=options,
+            factory=f"vemkit_plugins.methods.{name}:build",
+        )

@@ -1,6 +1,6 @@
 """``cagc``: Content-Aware GAN Compression of StyleGAN2 (Liu et al., CVPR 2021) as a recipe.
 
-Stages (``method.stages``, see :class:`~vemkit_plugins.methods.options.CAGCStages`):
+Stages (``method.stages``, see :class:`~vemkit_plugins.methods.recipe_options.CAGCStages`):
 ``teacher`` (off by default) → ``prune`` → ``retrain``. Every training stage runs rosinality's
 StyleGAN2 loop (``vemkit_plugins.methods.stylegan2_losses``) as phases of one iteration:
 
@@ -45,7 +45,7 @@ from vemkit.engine.program import Stage
 from vemkit.engine.recipe import StepResult
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
-from vemkit_plugins.methods.options import CAGCOptions
+from vemkit_plugins.methods.recipe_options import CAGCOptions
 from vemkit_plugins.methods.stylegan2_losses import (
     PathLengthRegularizer,
     StyleMix,

@@ -4,7 +4,7 @@ Facts follow the public snap-research/CAT code: ``train.py`` with the ``cycle_ga
 ``pix2pix`` models (the teacher), ``utils/common.py: shrink_model`` (the pruning),
 ``trainer.py`` (the student re-initialised after pruning) and
 ``distillers/inception_distiller.py`` (the distillation). Three stages
-(:class:`~vemkit_plugins.methods.options.CATStages`):
+(:class:`~vemkit_plugins.methods.recipe_options.CATStages`):
 
 1. ``teacher`` (a training stage that trains only the teacher). Unpaired data (CAT's
    ``cycle_gan`` model): the spec's teacher is G_A; this method adds G_B (``teacher_B``, same
@@ -49,7 +49,7 @@ from vemkit_plugins.archs.inception import InceptionGenerator
 from vemkit_plugins.methods.cat_losses import ka_distill_loss
 from vemkit_plugins.methods.kd import probe_discriminator
 from vemkit_plugins.methods.omgd_losses import ImagePool, gan_loss_d, gan_loss_g
-from vemkit_plugins.methods.options import CATOptions
+from vemkit_plugins.methods.recipe_options import CATOptions
 
 __all__ = [
     "CAT",

@@ -51,7 +51,7 @@ from vemkit.engine.state import State
 from vemkit.errors import VemkitError
 from vemkit_plugins.methods.kd import d_fake_loss, d_real_loss, g_loss, probe_discriminator
 from vemkit_plugins.methods.omgd_losses import ImagePool
-from vemkit_plugins.methods.options import GanCompressionOptions
+from vemkit_plugins.methods.recipe_options import GanCompressionOptions
 
 __all__ = [
     "ADAPTERS",

@@ -71,8 +71,8 @@ from vemkit_plugins.methods.options import (
     GCC_SAGAN_D_TAPS,
     GCC_SAGAN_TAPS,
     GCC_UNET_TAPS,
-    GCCOptions,
 )
+from vemkit_plugins.methods.recipe_options import GCCOptions
 
 __all__ = ["GCC", "build", "features_of"]
 

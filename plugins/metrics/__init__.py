@@ -18,30 +18,28 @@ Every metric object follows :class:`vemkit_plugins.metrics.base.Metric` (``updat
 
 from __future__ import annotations
 
-from vemkit_plugins.metrics.options import (
-    ClassifierOptions,
-    FIDOptions,
-    L1Options,
-    PSNROptions,
-    SegmentationOptions,
-    SSIMOptions,
-)
-
 _M = "vemkit_plugins.metrics"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
-    registry.add("metric", "fid", options=FIDOptions, factory=f"{_M}.fid:build")
-    registry.add("metric", "psnr", options=PSNROptions, factory=f"{_M}.pixel:build_psnr")
-    registry.add("metric", "ssim", options=SSIMOptions, factory=f"{_M}.pixel:build_ssim")
-    registry.add("metric", "l1", options=L1Options, factory=f"{_M}.pixel:build_l1")
+    registry.add("metric", "fid", options=f"{_M}.options:FIDOptions", factory=f"{_M}.fid:build")
     registry.add(
-        "metric", "classifier", options=ClassifierOptions, factory=f"{_M}.classifier:build"
+        "metric", "psnr", options=f"{_M}.options:PSNROptions", factory=f"{_M}.pixel:build_psnr"
+    )
+    registry.add(
+        "metric", "ssim", options=f"{_M}.options:SSIMOptions", factory=f"{_M}.pixel:build_ssim"
+    )
+    registry.add("metric", "l1", options=f"{_M}.options:L1Options", factory=f"{_M}.pixel:build_l1")
+    registry.add(
+        "metric",
+        "classifier",
+        options=f"{_M}.options:ClassifierOptions",
+        factory=f"{_M}.classifier:build",
     )
     registry.add(
         "metric",
         "segmentation_miou",
-        options=SegmentationOptions,
+        options=f"{_M}.options:SegmentationOptions",
         factory=f"{_M}.segmentation:build",
     )

@@ -4,14 +4,15 @@
 
 from __future__ import annotations
 
-from vemkit_plugins.mi import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.mi.options"
 
 _PKG = "vemkit_plugins.mi"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
-    registry.add("mi", "vem", options=o.VEMOptions, factory=f"{_PKG}.vem:build")
-    registry.add("mi", "vid", options=o.VIDOptions, factory=f"{_PKG}.vid:build")
-    registry.add("mi", "crd", options=o.CRDOptions, factory=f"{_PKG}.crd:build")
-    registry.add("mi", "none", options=o.NoMIOptions, factory=f"{_PKG}.none:build")
+    registry.add("mi", "vem", options=f"{_O}:VEMOptions", factory=f"{_PKG}.vem:build")
+    registry.add("mi", "vid", options=f"{_O}:VIDOptions", factory=f"{_PKG}.vid:build")
+    registry.add("mi", "crd", options=f"{_O}:CRDOptions", factory=f"{_PKG}.crd:build")
+    registry.add("mi", "none", options=f"{_O}:NoMIOptions", factory=f"{_PKG}.none:build")

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from vemkit_plugins.optim import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.optim.options"
 
 _FACTORIES = "vemkit_plugins.optim.optimizers"
 
 
 def register(registry) -> None:
     """Add this package's components to ``registry``."""
-    registry.add("optimizer", "adam", options=o.AdamOptions, factory=f"{_FACTORIES}:adam")
-    registry.add("optimizer", "adamw", options=o.AdamWOptions, factory=f"{_FACTORIES}:adamw")
-    registry.add("optimizer", "sgd", options=o.SGDOptions, factory=f"{_FACTORIES}:sgd")
+    registry.add("optimizer", "adam", options=f"{_O}:AdamOptions", factory=f"{_FACTORIES}:adam")
+    registry.add("optimizer", "adamw", options=f"{_O}:AdamWOptions", factory=f"{_FACTORIES}:adamw")
+    registry.add("optimizer", "sgd", options=f"{_O}:SGDOptions", factory=f"{_FACTORIES}:sgd")
     registry.add(
         "scheduler",
         "linear_decay",
-        options=o.LinearDecayOptions,
+        options=f"{_O}:LinearDecayOptions",
         factory=f"{_FACTORIES}:linear_decay",
     )
     registry.add(
-        "scheduler", "constant", options=o.ConstantOptions, factory=f"{_FACTORIES}:constant"
+        "scheduler", "constant", options=f"{_O}:ConstantOptions", factory=f"{_FACTORIES}:constant"
     )
-    registry.add("scheduler", "cosine", options=o.CosineOptions, factory=f"{_FACTORIES}:cosine")
+    registry.add(
+        "scheduler", "cosine", options=f"{_O}:CosineOptions", factory=f"{_FACTORIES}:cosine"
+    )

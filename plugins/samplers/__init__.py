@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vemkit_plugins.samplers import options as o
+# Options by path: a module is imported only when a spec names one of its components.
+_O = "vemkit_plugins.samplers.options"
 
 
 def register(registry) -> None:
@@ -10,6 +11,6 @@ def register(registry) -> None:
     registry.add(
         "sampler",
         "langevin",
-        options=o.LangevinOptions,
+        options=f"{_O}:LangevinOptions",
         factory="vemkit_plugins.samplers.langevin:build",
     )

@@ -40,13 +40,15 @@ def run(args: argparse.Namespace) -> int:
         }
         for p in reg.plugins.values()
     ]
-    components = {
-        kind: [
-            {"name": c.name, "plugin": c.plugin, "summary": c.summary} for c in reg.components(kind)
-        ]
-        for kind in reg.kinds()
-    }
     if args.json:
+        # A summary defaults to the options model's docstring: only --json imports them all.
+        components = {
+            kind: [
+                {"name": c.name, "plugin": c.plugin, "summary": c.summary}
+                for c in reg.components(kind)
+            ]
+            for kind in reg.kinds()
+        }
         print(json.dumps({"plugins": plugins, "components": components}, indent=2))
         return 0
     print("plugins:")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         state = "ok" if p["ok"] else f"FAILED: {p['error']}"
         print(f"  {p['name']:<16} {origin:<28} {state}")
     print("\ncomponents:")
-    for kind, comps in components.items():
-        names = ", ".join(c["name"] for c in comps) or "-"
+    for kind in reg.kinds():
+        names = ", ".join(reg.names(kind)) or "-"
         print(f"  {kind:<10} {names}")
     return 0
