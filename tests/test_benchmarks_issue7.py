@@ -280,6 +280,7 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
         "--perceptual", "random_vgg16",
         *[x for s in tiny for x in ("--set", s)],
         "--vem-set", "mi.energy.width=4",
+        "--sides", *throughput.SIDES,
         "--malloc", "default",  # leave the test process's allocator alone
         "--output", str(out),
         "--quiet",
@@ -290,12 +291,20 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     report = json.loads(out.read_text())
     assert report["machine"]["devices"] == ["cpu"] and report["machine"]["threads"] == 1
     assert report["perceptual"] == "random_vgg16" and report["size"] == 32
-    assert report["targets"] == {"pix2pix_vem_over_omgd": 1.08}
+    assert report["targets"] == {"pix2pix_vem_over_omgd": 1.08, "pix2pix_fp32_over_vem": 1.2}
     (res,) = report["results"]
     assert res["setting"] == setting and res["device"] == "cpu"
     assert res["sides"]["omgd"]["mi"]["type"] == "none"
     assert res["sides"]["vem"]["mi"]["type"] == "vem"
     assert res["sides"]["vem"]["mi"]["energy"]["width"] == 4
+    # The fp32 side: the same OMGD+VEM spec with every lower-precision option off.
+    fp32 = res["sides"]["vem_fp32"]
+    assert fp32["mi"]["type"] == "vem" and fp32["mi"]["energy"]["width"] == 4
+    assert fp32["mi"]["autocast"] == "none" and fp32["perceptual_autocast"] == "none"
+    assert res["sides"]["vem"]["mi"]["autocast"] == "sampler"
+    assert res["sides"]["vem"]["perceptual_autocast"] == "bf16"
+    assert res["sides"]["omgd_fp32"]["perceptual_autocast"] == "none"
+    assert res["sides"]["omgd_fp32"]["mi"]["type"] == "none"
     assert res["sides"]["omgd"]["resolution"] == 32
     assert res["sides"]["omgd"]["batch_size"] == (4 if setting == "pix2pix" else 1)
     for side in throughput.SIDES:
@@ -307,6 +316,11 @@ def test_throughput_writes_its_json_and_table(tmp_path, capsys, setting, tiny):
     ratio = res["vem_over_omgd"]
     assert _finite(ratio["ratio"]) and len(ratio["per_repeat"]) == 2
     assert _finite(res["vem_added_seconds"])
+    for key in ("fp32_over_vem", "fp32_vem_over_omgd", "fp32_over_omgd", "fp32_vem_over_rest"):
+        assert _finite(res[key]["ratio"]) and len(res[key]["per_repeat"]) == 2
+    assert "The fp32 sides; OMGD without its perceptual terms" in printed
+    assert res["rest_overrides"] == ["method.style_weight=0", "method.feature_weight=0"]
+    assert res["losses"] is None  # --losses 0
 
 
 @pytest.mark.slow  # a probe, 2 cells and 2 FID evaluations

@@ -397,3 +397,15 @@ def test_unet_cd_taps_are_omgds_four_layers():
     )
     mobile = reg.build("arch", {"type": "mobile_resnet", "ngf": ngf, "init_type": "default"}).eval()
     assert _tap_shapes(mobile, MOBILE_RESNET_CD_TAPS, 64) == [(4 * ngf, 16, 16)] * 4
+
+
+def test_style_loss_from_grams_is_the_style_loss_bit_for_bit():
+    # OMGD computes the student's Grams once for both teachers' style terms.
+    g = torch.Generator().manual_seed(0)
+    fs = [torch.randn(2, c, 8, 8, generator=g) for c in (4, 8)]
+    ft = [torch.randn(2, c, 8, 8, generator=g) for c in (4, 8)]
+    grams_s = [L.gram(f) for f in fs]
+    grams_t = [L.gram(f) for f in ft]
+    assert torch.equal(L.gram_style_loss(grams_s, grams_t), L.style_loss(fs, ft))
+    with pytest.raises(ValueError, match="same non-zero number of layers"):
+        L.gram_style_loss(grams_s, grams_s[:1])

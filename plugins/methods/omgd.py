@@ -45,6 +45,7 @@ it is never saved in checkpoints; it follows the run's device on first use.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -55,15 +56,17 @@ from torch import Tensor, nn
 from vemkit.engine.hookspecs import ORDER_TEACHER, hookimpl
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
+from vemkit_plugins._precision import bf16_autocast
 from vemkit_plugins.methods.omgd_losses import (
     ImagePool,
     channel_distillation_loss,
     feature_loss,
     gan_loss_d,
     gan_loss_g,
+    gram,
+    gram_style_loss,
     make_cd_adapter,
     ssim_loss,
-    style_loss,
     tv_loss,
 )
 from vemkit_plugins.methods.omgd_schedule import BestTeacherSchedule
@@ -73,7 +76,13 @@ from vemkit_plugins.methods.options import (
     OMGDOptions,
 )
 
-__all__ = ["OMGD", "ORDER_DISCRIMINATOR_AFTER_TEACHER", "build"]
+__all__ = ["OMGD", "ORDER_DISCRIMINATOR_AFTER_TEACHER", "PERCEPTUAL_BF16_TOLERANCE", "build"]
+
+PERCEPTUAL_BF16_TOLERANCE = 2.0**-8
+"""The largest relative difference that ``perceptual_autocast: bf16`` (a default) may cause in
+any loss term against fp32 in the first iteration of a run, and over the first few iterations
+``vemkit_plugins.mi.vem.DRIFT_TOLERANCE`` (the rules of ``vemkit_plugins.mi.vem.BF16_TOLERANCE``).
+Measured by ``benchmarks/throughput.py --losses`` and asserted by ``tests/test_mi_precision.py``."""
 
 TEACHER = "teacher"
 DISCRIMINATOR = "discriminator"
@@ -390,7 +399,7 @@ class OMGD:
             program.add_term(
                 "student",
                 f"omgd.style{suffix}",
-                lambda s, name=name: style_loss(self._features(s), self._features(s, name)),
+                lambda s, name=name: gram_style_loss(self._grams(s), self._grams(s, name)),
                 o.style_weight,
             )
             program.add_term(
@@ -474,13 +483,29 @@ class OMGD:
         feats = state.values.get(key)
         if feats is None:
             extractor = self._extractor_for(state.device)
-            if name is None:
-                feats = extractor(state["student.out"])
-            else:
-                with torch.no_grad():
-                    feats = extractor(state.detached(name))
+            with self._precision(state.device):
+                if name is None:
+                    feats = extractor(state["student.out"])
+                else:
+                    with torch.no_grad():
+                        feats = extractor(state.detached(name))
+            if any(f.dtype in (torch.bfloat16, torch.float16) for f in feats):
+                feats = [f.float() for f in feats]  # the losses (Gram matrices) in fp32
             state.values[key] = feats
         return feats
+
+    def _precision(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        return bf16_autocast(device, self.options.perceptual_autocast == "bf16")
+
+    def _grams(self, state: State, name: str | None = None) -> list[Tensor]:
+        """Gram matrices of :meth:`_features`, computed once per iteration: the student's serve
+        every teacher's style term (one Gram and one backward through it instead of one per
+        teacher; the same values)."""
+        key = f"omgd.grams.{name or 'student.out'}"
+        grams = state.values.get(key)
+        if grams is None:
+            grams = state.values[key] = [gram(f) for f in self._features(state, name)]
+        return grams
 
     def _extractor_for(self, device: torch.device) -> nn.Module:
         if self.extractor is None:  # compiled with meta=True, then run after all

@@ -84,9 +84,20 @@ def style_loss(feats_s: Sequence[Tensor], feats_t: Sequence[Tensor]) -> Tensor:
             f"style_loss needs the same non-zero number of layers, got {len(feats_s)} and "
             f"{len(feats_t)}"
         )
+    return gram_style_loss([gram(s) for s in feats_s], [gram(t) for t in feats_t])
+
+
+def gram_style_loss(grams_s: Sequence[Tensor], grams_t: Sequence[Tensor]) -> Tensor:
+    """:func:`style_loss` from the Gram matrices (the same value): a student learning from
+    several teachers computes its own Grams once."""
+    if len(grams_s) != len(grams_t) or not grams_s:
+        raise ValueError(
+            f"style_loss needs the same non-zero number of layers, got {len(grams_s)} and "
+            f"{len(grams_t)}"
+        )
     return sum(
-        (F.l1_loss(gram(s), gram(t)) for s, t in zip(feats_s, feats_t, strict=True)),
-        start=feats_s[0].new_zeros(()),
+        (F.l1_loss(s, t) for s, t in zip(grams_s, grams_t, strict=True)),
+        start=grams_s[0].new_zeros(()),
     )
 
 

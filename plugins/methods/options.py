@@ -180,6 +180,16 @@ class OMGDOptions(Options):
     a substitute for OMGD's, not a reproduction. ``random_vgg16``: VGG16 with random weights,
     for tests only. The network is frozen and is not saved in checkpoints."""
 
+    perceptual_autocast: Literal["none", "bf16"] = "bf16"
+    """Precision of the perceptual network's forwards (the student image with gradient, the
+    teachers' without). ``bf16`` (default): its convolutions under bfloat16 autocast, the
+    features cast to fp32 for the style and feature losses: about 2× faster on hardware with bf16
+    units (a CPU with AVX512-BF16 or AMX, a GPU from Ampere on; elsewhere, where bf16 would be
+    emulated and slower, the network runs in the run's precision), and each loss within
+    ``vemkit_plugins.methods.omgd.PERCEPTUAL_BF16_TOLERANCE`` (2⁻⁸, relative) of fp32.
+    ``none``: the run's own precision (``train.precision``; fp32 by default), as OMGD computes
+    it."""
+
     vgg_weights: str | None = None
     """Path of torchvision's ImageNet VGG16 state dict (``perceptual: vgg16`` only); null reads
     $TORCH_HOME/hub/checkpoints/vgg16-397923af.pth."""

@@ -40,6 +40,17 @@ class VEMOptions(Options):
         "betas": [0.0, 0.999],
     }
     """Optimizer of the energy network (authors: Adam 1e-4, betas (0, 0.999), constant lr)."""
+    autocast: Literal["none", "sampler", "all"] = "sampler"
+    """Which of the energy network's passes run under bfloat16 autocast, on hardware with bf16
+    units (a CPU with AVX512-BF16 or AMX, a GPU from Ampere on; elsewhere bf16 is emulated and
+    slower, so every pass stays in the run's precision). Only the energy's convolutions run in
+    bf16: its output head, the energies, the losses and the Langevin samples stay fp32.
+    ``sampler`` (default): the K passes of the Langevin chain (two thirds of VEM's cost), whose
+    bf16 gradients move each loss by less than ``vemkit_plugins.mi.vem.BF16_TOLERANCE`` (2⁻⁸,
+    relative, in a run's first iteration); the energy update and the student term run in the
+    run's precision. ``none``: every pass in the run's precision (``train.precision``, fp32 by
+    default), as the authors compute it. ``all``: every pass; faster, but it moves the energy's
+    loss by more than the tolerance (about 1 % near initialisation), so it is not a default."""
 
 
 class VIDOptions(Options):

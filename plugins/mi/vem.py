@@ -18,17 +18,41 @@ Usable in any training loop::
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from vemkit.errors import VemkitError
+from vemkit_plugins._precision import bf16_autocast
 from vemkit_plugins.mi.base import MITerm
 from vemkit_plugins.mi.options import VEMOptions
 from vemkit_plugins.samplers.langevin import Langevin, frozen
 
-__all__ = ["VEM", "build"]
+__all__ = ["BF16_TOLERANCE", "DRIFT_TOLERANCE", "VEM", "build"]
+
+BF16_TOLERANCE = 2.0**-8
+"""The largest relative difference ``|a − b| / max(|a|, |b|)`` that a lower-precision *default*
+may cause in any loss term against the fp32 computation in the first iteration of a run (the same
+weights, batch and sampler noise: the precision's own effect): 2⁻⁸ ≈ 0.39 %, the spacing of bf16
+numbers, so a default moves a loss by less than one bf16 rounding of it. Later iterations add
+the drift of training on slightly different gradients, bounded by ``DRIFT_TOLERANCE``.
+
+``autocast: sampler`` stays within both (``benchmarks/throughput.py --losses``,
+``tests/test_mi_precision.py``): its samples, losses and student gradient differ from fp32 by a
+tenth or less of what another draw of the sampler's own noise changes. ``autocast: all`` does
+not (the energy's loss moved by 1.7 % in the first iteration of a pix2pix OMGD+VEM run at 64²),
+so it is an option."""
+
+DRIFT_TOLERANCE = 1e-2
+"""The bound on the same relative difference over the first few iterations (3 in the test, 5 in
+the benchmark's measurement): 1 %, the bound the engine benchmark accepts for the first
+iteration of a CUDA run, whose kernels are not deterministic."""
+
+
+Autocast = Literal["none", "sampler", "all"]
+AUTOCASTS = ("none", "sampler", "all")
 
 
 class VEM(MITerm):
@@ -49,12 +73,25 @@ class VEM(MITerm):
         weight: float = 0.1,
         alpha: float = 0.05,
         positive: str = "target",
+        autocast: Autocast = "sampler",
     ) -> None:
         super().__init__(weight=weight, positive=positive)
+        if autocast not in AUTOCASTS:
+            raise VemkitError(
+                f"mi vem: autocast must be one of {', '.join(AUTOCASTS)}, got {autocast!r}"
+            )
         self.energy = energy
         self.sampler = sampler if sampler is not None else Langevin()
         self.alpha = float(alpha)
+        self.autocast = autocast
         self.optimizer: torch.optim.Optimizer | None = None
+
+    def precision(self, like: Tensor, *, sampler: bool) -> contextlib.AbstractContextManager[Any]:
+        """The context of an energy pass of the sampler (``sampler=True``) or of the losses:
+        bfloat16 autocast on ``like``'s device where ``autocast`` says so and the device has
+        bf16 units, else nothing (the caller's precision)."""
+        wanted = self.autocast == "all" or (sampler and self.autocast == "sampler")
+        return bf16_autocast(like.device, wanted)
 
     @classmethod
     def default(
@@ -77,7 +114,10 @@ class VEM(MITerm):
         """``E(t⁺, s)`` and ``E(t̃, s)`` from one forward over the concatenated batch (the energy
         net has no batch statistics, so this equals two separate calls at lower cost)."""
         n = len(t_pos)
-        e = self.energy(torch.cat([t_pos, t_neg]), torch.cat([s, s]))
+        with self.precision(s, sampler=False):
+            e = self.energy(torch.cat([t_pos, t_neg]), torch.cat([s, s]))
+        if e.dtype in (torch.bfloat16, torch.float16):
+            e = e.float()  # energies (and so the losses) in fp32 whatever the passes ran in
         return e[:n], e[n:]
 
     def sample(
@@ -86,7 +126,10 @@ class VEM(MITerm):
         """Negatives t̃ ~ q(·|s) from the sampler (detached), with its diagnostics."""
         if teacher is None and self.positive == "teacher":
             teacher = t_pos
-        return self.sampler(self.energy, s.detach(), positive=t_pos.detach(), teacher=teacher)
+        # Under bf16 autocast the chain's samples and steps stay fp32 (the gradient of a
+        # cast comes back in the input's dtype); only the energy's passes run in bf16.
+        with self.precision(s, sampler=True):
+            return self.sampler(self.energy, s.detach(), positive=t_pos.detach(), teacher=teacher)
 
     def energy_loss(
         self, t_pos: Tensor, s: Tensor, *, teacher: Tensor | None = None
@@ -186,5 +229,10 @@ def build(options: VEMOptions, **context: Any) -> VEM:
     energy = registry_build("energy", options.energy)
     sampler = registry_build("sampler", options.sampler)
     return VEM(
-        energy, sampler, weight=options.weight, alpha=options.alpha, positive=options.positive
+        energy,
+        sampler,
+        weight=options.weight,
+        alpha=options.alpha,
+        positive=options.positive,
+        autocast=options.autocast,
     )
