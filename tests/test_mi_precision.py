@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import throughput
+from tests.test_benchmarks_issue7 import TINY_PIX2PIX
 from vemkit.errors import VemkitError
 from vemkit.spec import load_spec
 from vemkit_plugins._precision import has_fast_bf16
@@ -22,15 +23,6 @@ from vemkit_plugins.energies.conv_sn import ConvSNEnergy, _box2
 from vemkit_plugins.methods.omgd import PERCEPTUAL_BF16_TOLERANCE
 from vemkit_plugins.mi.vem import BF16_TOLERANCE, DRIFT_TOLERANCE, VEM
 from vemkit_plugins.samplers.langevin import Langevin
-
-TINY_PIX2PIX = [
-    "teacher.arch.ngf=8",
-    "student.arch.ngf=4",
-    "method.deep_teacher.ngf=4",
-    "method.perceptual=random_vgg16",
-    "method.discriminator={type: omgd_patchgan, ndf: 8}",
-]
-
 
 needs_bf16 = pytest.mark.skipif(
     not has_fast_bf16("cpu"), reason="this CPU has no bf16 units: the options leave fp32 alone"
