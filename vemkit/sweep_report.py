@@ -94,6 +94,19 @@ class Config:
     scores: dict[str, dict[int, float]] = field(default_factory=dict)
     """metric → seed → student score."""
     cells: list[Cell] = field(default_factory=list)
+    _logs: tuple[list[Any], list[dict[int, dict[str, Any]]]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def logs(self) -> tuple[list[Any], list[dict[int, dict[str, Any]]]]:
+        """The runs of the cells that exist and their logs by step, read once for the curves
+        and the convergence table."""
+        if self._logs is None:
+            from vemkit.report import load_run
+
+            runs = [load_run(cell.run_dir) for cell in self.cells if cell.run_dir.is_dir()]
+            self._logs = (runs, [_by_step(r) for r in runs])
+        return self._logs
 
 
 def gather(
@@ -180,14 +193,13 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
     """Per arm and evaluation metric logged during training: the mean curve over the seeds, how
     much its last ``TAIL`` of the evaluated steps moved it, as a fraction of the curve's range,
     and whether that is at most ``FLAT`` (the curve has flattened). Needs 3 points or more."""
-    from vemkit.report import curve_keys, load_run
+    from vemkit.report import curve_keys
 
     rows = []
     for config in configs:
-        runs = [load_run(cell.run_dir) for cell in config.cells if cell.run_dir.is_dir()]
+        runs, logs = config.logs()
         if not runs:
             continue
-        logs = [_by_step(r) for r in runs]
         for key in curve_keys(runs, "eval"):
             xs, mean, _, _ = _band(logs, key)
             if len(xs) < 3:
@@ -370,13 +382,13 @@ def plot_arm_curves(configs: Sequence[Config], out: Path) -> dict[str, Path]:
     from matplotlib.figure import Figure
 
     from vemkit.fileio import atomic_path
-    from vemkit.report import MAX_PANELS, curve_keys, load_run
+    from vemkit.report import MAX_PANELS, curve_keys
 
     arms = []
     for c in configs:
-        runs = [load_run(cell.run_dir) for cell in c.cells if cell.run_dir.is_dir()]
+        runs, logs = c.logs()
         if runs:
-            arms.append((c.name, runs, [_by_step(r) for r in runs]))
+            arms.append((c.name, runs, logs))
     all_runs = [r for _, runs, _ in arms for r in runs]
     colours = [f"C{i % 10}" for i in range(len(arms))]
     written = {}
