@@ -15,6 +15,7 @@ from pydantic import Field
 
 from tests._engine_util import TinyNet, make_registry
 from vemkit.engine.hookspecs import hookimpl
+from vemkit.hookspecs import hookimpl as register_hookimpl
 from vemkit.engine.recipe import StepResult
 from vemkit.options import Options
 from vemkit.stages import Stages, StepStage, TrainingStage
@@ -112,3 +113,16 @@ def recipe_registry() -> Any:
     reg = make_registry()
     reg.add("method", "toy_recipe", options=ToyRecipeOptions, factory=lambda o, **_: ToyRecipe(o))
     return reg
+
+
+@register_hookimpl
+def vemkit_register(registry: Any) -> None:
+    """``-p tests._recipe_util``: the toy recipe and the tiny net in a ``vemkit`` command (the
+    sweep's cells are such commands)."""
+    from tests._engine_util import FakeMetricOptions, FakeMAE, TinyOptions, build_tiny
+
+    registry.add("arch", "tiny", options=TinyOptions, factory=build_tiny)
+    registry.add("metric", "fake_mae", options=FakeMetricOptions, factory=lambda o, **_: FakeMAE())
+    registry.add(
+        "method", "toy_recipe", options=ToyRecipeOptions, factory=lambda o, **_: ToyRecipe(o)
+    )

@@ -382,3 +382,91 @@ def test_an_earlier_stage_without_the_mi_term_serves_a_run_with_another_mi(
     second = recipe_config(data_root, tmp_path / "second", mi={"type": "vid", "weight": 0.5})
     result = run_engine(make_spec(reg, second), registry=reg, start_from=f"{first}:shrink")
     assert result.status == "finished"
+
+
+def test_until_stops_after_a_stage_and_resume_finishes_the_same_run(reg, data_root, tmp_path):
+    whole = tmp_path / "whole"
+    run_engine(make_spec(reg, recipe_config(data_root, whole)), registry=reg)
+    part = tmp_path / "part"
+    result = run_engine(make_spec(reg, recipe_config(data_root, part)), registry=reg, until="shrink")
+    assert (result.status, result.stage) == ("stopped", "shrink")
+    index = json.loads((part / "stages.json").read_text())
+    assert [s["status"] for s in index["stages"]] == ["done", "done", "pending"]
+    assert not (part / "stages" / "03-distil").exists()
+    # --until on a run that has finished the stage stops again; without it, the rest runs
+    again = resume(part, registry=reg, until="shrink")
+    assert (again.status, again.stage) == ("stopped", "shrink")
+    assert resume(part, registry=reg).status == "finished"
+    assert_same_result(whole, part)
+    with pytest.raises(VemkitError, match=r"--until: this spec's recipe has no stage 'srink'"):
+        run_engine(
+            make_spec(reg, recipe_config(data_root, tmp_path / "x")), registry=reg, until="srink"
+        )
+
+
+def test_reseed_takes_stages_that_ran_with_another_seed_and_says_so(reg, data_root, tmp_path):
+    first = tmp_path / "first"
+    run_engine(make_spec(reg, recipe_config(data_root, first)), registry=reg, until="shrink")
+    seeded = recipe_config(data_root, tmp_path / "second", seed=1)
+    with pytest.raises(VemkitError, match=r"changed: seed\); .*add --reseed"):
+        run_engine(make_spec(reg, seeded), registry=reg, start_from=f"{first}:shrink")
+    second = tmp_path / "second"
+    run_engine(make_spec(reg, seeded), registry=reg, start_from=f"{first}:shrink", reseed=True)
+    for folder in ("01-pretrain", "02-shrink"):
+        a, b = stage_weights(first, folder), stage_weights(second, folder)
+        assert all(same_tensors(a[n], b[n]) for n in a)
+    taken = json.loads((second / "from.json").read_text())
+    assert taken == {"run": str(first), "stage": "shrink", "stages": ["pretrain", "shrink"],
+                     "seed": 3}  # fmt: skip
+    # the distillation ran with seed 1: not what seed 3 gives after the same stages
+    zero = tmp_path / "zero"
+    run_engine(
+        make_spec(reg, recipe_config(data_root, zero)), registry=reg, start_from=f"{first}:shrink"
+    )
+    a, b = stage_weights(zero, "03-distil"), stage_weights(second, "03-distil")
+    assert not same_tensors(a["student"], b["student"])
+    # --reseed does not excuse another setting
+    other = recipe_config(
+        data_root, tmp_path / "third", seed=2, method={"stages": {"pretrain": {"iterations": 2}}}
+    )
+    with pytest.raises(VemkitError, match=r"changed: method\.stages\.pretrain\.iterations"):
+        run_engine(make_spec(reg, other), registry=reg, start_from=f"{first}:shrink", reseed=True)
+
+
+def test_a_sweep_shares_the_first_stages_and_seeds_only_the_rest(reg, data_root, tmp_path):
+    from tests.test_sweep import in_process
+    from vemkit import sweep as sweeps
+
+    config = recipe_config(
+        data_root, tmp_path / "unused", eval={"metrics": [{"type": "fake_mae"}]}
+    )
+    config["data"]["eval"] = {**config["data"]["train"], "split": "val"}
+    spec_path = tmp_path / "recipe.yaml"
+    spec_path.write_text(yaml.safe_dump({"vemkit": 1, **config}), encoding="utf-8")
+    shared = tmp_path / "sweep" / "shared"
+    axes = [sweeps.parse_grid("mi.type=none,vid")]
+    kwargs = {"out": tmp_path / "sweep", "plugins": ["tests._recipe_util"], "registry": reg}
+    plan = sweeps.plan(spec_path, axes, [3, 4], start_from=f"{shared}:shrink", **kwargs)
+    assert plan.cells[0].spec.seed == 3 and plan.shared.seed == 3
+    argv = plan.run_args(plan.cells[1])
+    assert argv[-3:] == ["--from", f"{shared}:shrink", "--reseed"]
+    assert plan.run_args(plan.shared)[-2:] == ["--until", "shrink"]
+    said: list[str] = []
+    sweeps.run_sweep(plan, runner=in_process, log=said.append)
+    assert any("shared stages up to 'shrink'" in line for line in said)
+    assert (tmp_path / "sweep" / "shared.txt").read_text().count("--until shrink") == 1
+    assert json.loads((shared / "stages" / "02-shrink" / "step_calls.json").read_text()) == 1
+    finals = {}
+    for cell in plan.cells:
+        for folder in ("01-pretrain", "02-shrink"):
+            a, b = stage_weights(shared, folder), stage_weights(cell.run_dir, folder)
+            assert all(same_tensors(a[n], b[n]) for n in a), (cell.name, folder)
+        finals[cell.name] = stage_weights(cell.run_dir, "03-distil")["student"]
+    # the seed changes the distillation only; the same seed after the same stages is one run
+    assert not same_tensors(finals["mi.type=none/seed3"], finals["mi.type=none/seed4"])
+    # an arm that would change a shared stage is refused before anything runs
+    bad = [sweeps.parse_grid("method.stages.pretrain.iterations=2,3")]
+    with pytest.raises(VemkitError, match=r"iterations=2 changes method\.stages\.pretrain"):
+        sweeps.plan(spec_path, bad, [3], start_from=f"{shared}:shrink", **kwargs)
+    with pytest.raises(VemkitError, match="last stage"):
+        sweeps.plan(spec_path, axes, [3], start_from=f"{shared}:distil", **kwargs)

@@ -20,6 +20,13 @@ in ``run.json``) whose last checkpoint is at ``train.iterations``; a run of the 
 stopped earlier is continued with ``vemkit run --resume``; a run of another spec is an error
 (nothing is deleted). An evaluation is reused when ``eval.json`` scored that final checkpoint
 with the same metrics on the same number of items.
+
+A recipe's sweep may share its first stages (``--from RUN_DIR:STAGE``): every cell takes the
+finished stages up to ``STAGE`` (a pre-trained teacher, a pruning) from ``RUN_DIR`` and runs
+only the stages after it (``vemkit run --from RUN_DIR:STAGE --reseed``), so the seeds vary the
+distillation alone and the shared stages are trained once. When ``RUN_DIR`` has not finished
+``STAGE``, the sweep trains it first (``vemkit run SPEC --until STAGE``, the sweep's ``--set``
+overrides and its first seed). No arm may change those stages (checked before anything runs).
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ LOGS = "logs"
 FORMAT = 1
 ARM_AXIS = "arm"
 """Name of the axis that ``--arm`` entries form."""
+SHARED_FILE = "shared.txt"
+"""The shell line that trains the shared stages (``--from``), to run before ``commands.txt``."""
 SAMPLES = 4
 """Items drawn into each cell's evaluation sample grid (the report shows them)."""
 _NAME_OK = re.compile(r"^[A-Za-z0-9._=+,-]+$")
@@ -262,18 +271,28 @@ class Sweep:
     baseline_axis: int | None
     plugins: list[str]
     cells: list[Cell]
+    shared: Cell | None = None
+    """The run whose stages up to ``shared_stage`` every cell takes (``--from``); None: none."""
+    shared_stage: str | None = None
 
     # -- command lines -----------------------------------------------------------------------
     def _prefix(self) -> list[str]:
         return [x for p in self.plugins for x in ("-p", p)]
 
     def run_args(self, cell: Cell) -> list[str]:
-        """``vemkit`` arguments that train ``cell`` from the start."""
+        """``vemkit`` arguments that train ``cell`` from the start (the shared run: up to
+        its stage)."""
         sets = [x for o in cell.overrides for x in ("--set", o)]
-        return [*self._prefix(), "run", self.spec_path, *sets]
+        args = [*self._prefix(), "run", self.spec_path, *sets]
+        if self.shared is None:
+            return args
+        if cell is self.shared:
+            return [*args, "--until", str(self.shared_stage)]
+        return [*args, "--from", f"{self.shared.run_dir}:{self.shared_stage}", "--reseed"]
 
     def resume_args(self, cell: Cell) -> list[str]:
-        return [*self._prefix(), "run", "--resume", str(cell.run_dir)]
+        args = [*self._prefix(), "run", "--resume", str(cell.run_dir)]
+        return [*args, "--until", str(self.shared_stage)] if cell is self.shared else args
 
     def eval_args(self, cell: Cell) -> list[str]:
         args = [*self._prefix(), "eval", str(cell.run_dir), "--no-teacher", "--no-progress"]
@@ -311,8 +330,18 @@ class Sweep:
             "threads_per_job": self.threads,
             "evaluation": {"metrics": self.metrics, "items": self.eval_items},
             "baseline": self.baseline.name if self.baseline else None,
+            "shared": None
+            if self.shared is None
+            else {
+                "run_dir": str(self.shared.run_dir),
+                "stage": self.shared_stage,
+                "seed": self.shared.seed,
+                "command": ["vemkit", *self.run_args(self.shared)],
+                "resume_command": ["vemkit", *self.resume_args(self.shared)],
+            },
             "note": "run each command from the directory `cwd`; `vemkit` is the `vemkit` command "
-            "(python -m vemkit) of the same environment",
+            "(python -m vemkit) of the same environment"
+            + ("" if self.shared is None else f"; run the line of {SHARED_FILE} first"),
             "cells": [
                 {
                     "index": c.index,
@@ -339,6 +368,8 @@ class Sweep:
         )
         lines = [self.command_line(c) for c in self.cells]
         commands = write_text_atomic(self.out / COMMANDS_FILE, "\n".join(lines) + "\n")
+        if self.shared is not None:
+            write_text_atomic(self.out / SHARED_FILE, self.shell(self.run_args(self.shared)) + "\n")
         return cells, commands
 
 
@@ -386,9 +417,12 @@ def plan(
     baseline: str | None = None,
     plugins: Sequence[str] = (),
     registry: Any = None,
+    start_from: str | None = None,
 ) -> Sweep:
     """Validate every cell of the sweep (raising one :class:`SpecError` with every problem,
-    each named by the option it came from) and return the plan. Nothing is run or written."""
+    each named by the option it came from) and return the plan. Nothing is run or written.
+    ``start_from`` (``"RUN_DIR:STAGE"``): the cells share the stages up to ``STAGE`` of that
+    run (see the module's text)."""
     from vemkit.spec import apply_overrides, validate_source
     from vemkit.spec_source import read_source
 
@@ -445,6 +479,11 @@ def plan(
     if problems_all:
         unique: dict[str, Problem] = {str(p): p for p in problems_all}
         raise SpecError(list(unique.values()))
+    shared, stage = (None, None)
+    if start_from is not None:
+        shared, stage = _plan_shared(
+            source, spec, start_from, overrides, seeds, threads, cells, registry
+        )
     return Sweep(
         spec_path=str(spec_path),
         axes=list(axes),
@@ -458,7 +497,70 @@ def plan(
         baseline_axis=base_axis,
         plugins=list(plugins),
         cells=cells,
+        shared=shared,
+        shared_stage=stage,
     )
+
+
+def _plan_shared(
+    source: Any,
+    spec: Any,
+    start_from: str,
+    overrides: Sequence[str],
+    seeds: Sequence[int],
+    threads: int | None,
+    cells: Sequence[Cell],
+    registry: Any,
+) -> tuple[Cell, str]:
+    """The run that trains the shared stages (``--from RUN_DIR:STAGE``), after checking that
+    no cell would have run those stages differently (its seed aside)."""
+    from vemkit.engine.recipe import (
+        check_stage_name,
+        check_start,
+        parse_from,
+        stage_differences,
+        stage_finished,
+    )
+    from vemkit.spec import validate_source
+    from vemkit.stages import recipe_of
+
+    folder, stage = parse_from(start_from)
+    recipe = recipe_of(spec)
+    if not recipe:
+        raise VemkitError(
+            f"--from {start_from}: method '{spec.method.type}' is one training loop, not a recipe "
+            "of stages; share a pre-trained teacher through teacher.checkpoint instead"
+        )
+    check_stage_name(recipe, stage, f"--from {start_from}")
+    if stage == recipe[-1].name:
+        raise VemkitError(
+            f"--from {start_from}: '{stage}' is the recipe's last stage; the cells would train "
+            "nothing after it"
+        )
+    fixed = [f"seed={seeds[0]}", f"output.dir={folder}"]
+    if threads is not None:
+        fixed.append(f"train.threads={threads}")
+    shared_overrides = [*overrides, *fixed]
+    shared_spec, problems = validate_source(copy.deepcopy(source), shared_overrides, reg=registry)
+    if problems or shared_spec is None:
+        raise SpecError(list(problems))
+    wrong = []
+    for cell in cells:
+        if cell.seed != seeds[0]:
+            continue  # the seed is the one thing the cells may change in the shared stages
+        changed = stage_differences(shared_spec, cell.spec, stage)
+        if changed:
+            wrong.append(f"{cell.config} changes {', '.join(changed[:6])}")
+    if wrong:
+        raise VemkitError(
+            f"--from {start_from}: the cells share the stages up to '{stage}', but "
+            + "; ".join(wrong)
+            + f" (in those stages); move such overrides to the stages after '{stage}', or "
+            "sweep without --from"
+        )
+    if stage_finished(folder, stage):
+        check_start((folder, stage), cells[0].spec, reseed=True)
+    return Cell(0, (Arm("shared", ()),), seeds[0], folder, shared_overrides, shared_spec), stage
 
 
 # -- the state of a cell --------------------------------------------------------------------------
@@ -708,6 +810,8 @@ def train_cells(
         )
     total = len(sweep.cells)
     done = total - len(todo)
+    if todo and sweep.shared is not None:
+        _train_shared(sweep, log=log, collect=collect, runner=runner)
     if done:
         log(f"{done}/{total} cell(s) already finished: skipped")
     work = []
@@ -736,6 +840,55 @@ def train_cells(
             + ". Fix the cause and run the same command again: finished cells are skipped"
         )
     return counts
+
+
+def shared_state(sweep: Sweep) -> str:
+    """``finished`` (its stage is done), ``partial``, ``new`` or ``other`` for the shared run."""
+    from vemkit.engine.recipe import stage_finished
+    from vemkit.engine.run import RUN_INFO, spec_hash
+
+    shared = sweep.shared
+    assert shared is not None and sweep.shared_stage is not None
+    if stage_finished(shared.run_dir, sweep.shared_stage):
+        return "finished"
+    info = _json(shared.run_dir / RUN_INFO)
+    if info is None:
+        return "other" if (shared.run_dir / "stages").exists() else "new"
+    return "partial" if info.get("spec_hash") == spec_hash(shared.spec) else "other"
+
+
+def _train_shared(
+    sweep: Sweep, *, log: Callable[[str], None], collect: bool, runner: Runner | None
+) -> None:
+    """Train the shared stages (``--from``) unless their run has finished them."""
+    shared, stage = sweep.shared, sweep.shared_stage
+    assert shared is not None
+    state = shared_state(sweep)
+    if state == "finished":
+        return
+    if state == "other":
+        raise VemkitError(
+            f"--from {shared.run_dir}:{stage}: that folder holds an unfinished run of another "
+            "spec; finish it (vemkit run --resume ... --until STAGE), remove it, or choose "
+            "another folder"
+        )
+    if collect:
+        raise VemkitError(
+            f"--collect: the shared stages up to '{stage}' ({shared.run_dir}) are not finished; "
+            f"run the line of {sweep.out / SHARED_FILE} first"
+        )
+    args = sweep.resume_args(shared) if state == "partial" else sweep.run_args(shared)
+    note = " (resumed)" if state == "partial" else ""
+    log(f"the shared stages up to '{stage}': trained once in {shared.run_dir}")
+    job = _Job(
+        shared, f"stages up to '{stage}' trained", args, _log_path(sweep, shared, "run"), note
+    )
+    failed = run_jobs([job], parallel=1, threads=sweep.threads, log=log, total=1, runner=runner)
+    if failed:
+        raise VemkitError(
+            f"the shared stages up to '{stage}' failed (log {job.log}); fix the cause and run the "
+            "same command again"
+        )
 
 
 def evaluate_cells(
@@ -785,6 +938,11 @@ def describe(sweep: Sweep) -> str:
         + f" × {len(sweep.seeds)} seeds; reference arm: "
         + (sweep.baseline.name if sweep.baseline else "none")
     ]
+    if sweep.shared is not None:
+        lines.append(
+            f"  shared   {shared_state(sweep):8s}  stages up to '{sweep.shared_stage}' in "
+            f"{sweep.shared.run_dir} (seed {sweep.shared.seed}), taken by every cell"
+        )
     for c in sweep.cells:
         lines.append(f"  {c.index:3d}  {cell_state(c):8s}  {c.name}")
     return "\n".join(lines)

@@ -22,6 +22,8 @@ def add_parser(sub: Any) -> None:
         "  vemkit run --resume runs/quickstart\n"
         "  vemkit run specs/my_recipe.yaml --from runs/first:supernet "
         "--set method.stages.search.budget=2.5e9\n"
+        "  vemkit run specs/my_recipe.yaml --until prune --set output.dir=runs/shared\n"
+        "  vemkit run specs/my_recipe.yaml --from runs/shared:prune --reseed --set seed=1\n"
         "  torchrun --nproc_per_node 2 -m vemkit run specs/quickstart.yaml\n",
         func=run,
     )
@@ -33,6 +35,19 @@ def add_parser(sub: Any) -> None:
         metavar="RUN_DIR:STAGE",
         help="a recipe: take the finished stages up to STAGE from an earlier run (their "
         "settings must be the same) and run only the stages after it",
+    )
+    parser.add_argument(
+        "--reseed",
+        action="store_true",
+        help="with --from: the earlier run may have had another seed; its stages keep what "
+        "they got from it, the stages after STAGE run with this spec's seed (e.g. seeds of the "
+        "distillation alone on one shared teacher)",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="STAGE",
+        help="a recipe: stop once STAGE is finished; the stages after it stay pending "
+        "(continue with --resume, or start other runs from it with --from RUN_DIR:STAGE)",
     )
     add_set_option(parser)
 

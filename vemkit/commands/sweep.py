@@ -30,7 +30,9 @@ def add_parser(sub: Any) -> None:
         "--set train.iterations=50 --dry-run\n"
         "  vemkit sweep specs/quickstart.yaml --arm none mi.type=none --arm vem mi.type=vem "
         "--arm vem-t1 mi.type=vem mi.sampler.noise_std=auto --metrics psnr,ssim,fid "
-        "--eval-items 256\n",
+        "--eval-items 256\n"
+        "  vemkit sweep specs/my_recipe.yaml --grid mi.type=none,vem --seeds 0,1,2 "
+        "--from runs/shared:prune\n",
         func=run,
     )
     parser.add_argument("spec", metavar="SPEC", help="spec file every cell starts from")
@@ -87,6 +89,15 @@ def add_parser(sub: Any) -> None:
         help="evaluate every cell on the first N items of data.eval (FID/KID from N samples); "
         "default: all of them",
     )
+    parser.add_argument(
+        "--from",
+        dest="start_from",
+        metavar="RUN_DIR:STAGE",
+        help="a recipe: every cell takes the stages up to STAGE (a teacher, a pruning) from "
+        "RUN_DIR and trains only the stages after it, so the seeds vary the distillation alone; "
+        "RUN_DIR is trained first (vemkit run --until STAGE, the first seed) unless it has "
+        "finished STAGE. No arm may change those stages",
+    )
     parser.add_argument("--title", help="report title")
     parser.add_argument(
         "--dry-run",
@@ -115,6 +126,7 @@ def _command_line(args: argparse.Namespace) -> str:
         ("--baseline", args.baseline),
         ("--metrics", args.metrics),
         ("--eval-items", args.eval_items),
+        ("--from", args.start_from),
         ("--title", args.title),
     ):
         if value is not None:
@@ -139,12 +151,15 @@ def run(args: argparse.Namespace) -> int:
         eval_items=args.eval_items,
         baseline=args.baseline,
         plugins=getattr(args, "plugin", []) or [],
+        start_from=args.start_from,
     )
     if args.dry_run:
         cells, commands = plan.write_plan()
         print(sweeps.describe(plan))
         print(f"wrote {cells}")
         print(f"wrote {commands}")
+        if plan.shared is not None:
+            print(f"wrote {plan.out / sweeps.SHARED_FILE} (run it before the cells)")
         return 0
     command = _command_line(args)
     result = sweeps.run_sweep(

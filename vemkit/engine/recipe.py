@@ -205,6 +205,9 @@ class RecipeRun:
     stop_at: int | None
     stop_in: str | None
     """The stage ``stop_at`` counts in (default: the first training stage not finished)."""
+    until: str | None = None
+    """Stop once this stage is finished (``vemkit run --until``): the stages after it stay
+    pending, for ``--resume`` or for other runs to start from (``--from RUN_DIR:STAGE``)."""
 
 
 def run_recipe(
@@ -213,9 +216,11 @@ def run_recipe(
     train: Callable[..., Any],
     dist: Any,
     start_from: tuple[Path, str] | None = None,
+    reseed: bool = False,
 ) -> Any:
     """Run (or continue) every stage of ``job.spec`` in ``job.run_dir``; ``train`` is the
-    one-loop trainer (:func:`vemkit.engine.run._train_in`)."""
+    one-loop trainer (:func:`vemkit.engine.run._train_in`). ``start_from``/``reseed``: see
+    :func:`check_start`."""
     from vemkit.engine import checkpoint as ckpt
     from vemkit.engine import distributed
     from vemkit.engine.run import RunResult
@@ -224,8 +229,10 @@ def run_recipe(
     recipe = recipe_of(spec)
     root = run_dir / STAGES_DIR
     status: dict[str, str] = {}
+    if job.until is not None:
+        check_stage_name(recipe, job.until, "--until")
     if start_from is not None and dist.main:
-        _copy_finished(start_from, spec, recipe, run_dir)
+        _copy_finished(start_from, spec, run_dir, reseed=reseed)
     distributed.barrier(dist)
 
     archs = {role: getattr(spec, role).arch.model_dump(mode="json") for role in ROLES}
@@ -239,6 +246,8 @@ def run_recipe(
             archs.update(done.get("archs", {}))
             outputs.append((stage.name, folder / ckpt.CHECKPOINTS / done["checkpoint"]))
             status[stage.name] = "done"
+            if stage.name == job.until and stage is not recipe[-1]:
+                break
             continue
         status[stage.name] = "running"
         if dist.main:
@@ -305,6 +314,21 @@ def run_recipe(
         status[stage.name] = "done"
         if dist.main:
             _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
+        if stage.name == job.until and stage is not recipe[-1]:
+            break
+    if job.until is not None and status.get(recipe[-1].name) != "done":
+        if dist.main:
+            _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
+        say(f"stopped after stage '{job.until}' (--until); the stages after it are pending")
+        return RunResult(
+            run_dir,
+            "stopped",
+            last.step if last is not None else 0,
+            outputs[-1][1] if outputs else None,
+            last.eval if last is not None else {},
+            last.program if last is not None else None,
+            job.until,
+        )
     if dist.main:
         _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
     final = outputs[-1][1] if outputs else None  # the last stage's weights, a step's too
@@ -557,21 +581,49 @@ def parse_from(text: str) -> tuple[Path, str]:
     return Path(folder), stage
 
 
-def _copy_finished(
-    start_from: tuple[Path, str], spec: Any, recipe: list[StageInfo], run_dir: Path
-) -> None:
-    source, upto = start_from
+def check_stage_name(recipe: list[StageInfo], name: str, option: str) -> None:
+    """Refuse ``name`` unless it is a stage of ``recipe`` (with a did-you-mean)."""
     names = [s.name for s in recipe]
-    if upto not in names:
+    if name not in names:
         from vemkit.engine.program import suggest
 
         raise VemkitError(
-            f"--from {source}:{upto}: this spec's recipe has no stage '{upto}'"
-            f"{suggest(upto, names)} (stages: {', '.join(names)})"
+            f"{option}: this spec's recipe has no stage '{name}'{suggest(name, names)} "
+            f"(stages: {', '.join(names)})"
         )
+
+
+def source_seed(source: Path) -> int | None:
+    """The seed the recipe run in ``source`` ran with (None: unreadable)."""
+    from vemkit.engine.run import SPEC_FILE
+    from vemkit.spec_source import read_source
+
+    try:
+        seed = read_source(source / SPEC_FILE).data.get("seed")
+    except (VemkitError, AttributeError):
+        return None
+    return seed if isinstance(seed, int) else None
+
+
+def check_start(
+    start_from: tuple[Path, str], spec: Any, *, reseed: bool = False
+) -> list[tuple[StageInfo, Path]]:
+    """The finished stages of ``start_from = (RUN_DIR, STAGE)`` that a run of ``spec`` takes
+    (each with its folder there); raises :class:`VemkitError` when ``spec`` would have run
+    any of them differently. Only the stages after ``STAGE`` may differ. ``reseed``: the
+    earlier run may also have had another ``seed`` — its stages keep what that seed gave them,
+    and the stages after ``STAGE`` run with ``spec``'s seed (a sweep over seeds of the
+    distillation alone, on one shared teacher and pruning)."""
+    source, upto = start_from
+    recipe = recipe_of(spec)
+    check_stage_name(recipe, upto, f"--from {source}:{upto}")
+    names = [s.name for s in recipe]
     if not is_recipe_dir(source):
         raise VemkitError(f"--from {source}:{upto}: {source} is not the folder of a recipe run")
     theirs = {e["name"]: (e, folder) for e, folder in stage_dirs(source)}
+    seed = source_seed(source) if reseed else None
+    compared = spec if seed is None else spec.model_copy(update={"seed": seed})
+    taken = []
     for stage in recipe[: names.index(upto) + 1]:
         entry = theirs.get(stage.name)
         done = read_done(entry[1]) if entry else None
@@ -579,17 +631,73 @@ def _copy_finished(
             raise VemkitError(
                 f"--from {source}:{upto}: stage '{stage.name}' of {source} is not finished"
             )
-        if done.get("fingerprint") != _fingerprint(spec, stage.name):
+        if done.get("fingerprint") != _fingerprint(compared, stage.name):
+            changed = _changed(source, compared, stage.name)
+            hint = (
+                "; add --reseed to run the stages after it with this spec's seed"
+                if changed == "seed"
+                else ""
+            )
             raise VemkitError(
                 f"--from {source}:{upto}: stage '{stage.name}' of {source} ran with other "
-                f"settings than this spec gives it (changed: {_changed(source, spec, stage.name)});"
-                " only the stages after it may differ"
+                f"settings than this spec gives it (changed: {changed}); only the stages after "
+                f"it may differ{hint}"
             )
+        taken.append((stage, entry[1]))
+    return taken
+
+
+FROM_FILE = "from.json"
+"""Where a run started with ``--from`` records it: source, stage, the source's seed."""
+
+
+def _copy_finished(
+    start_from: tuple[Path, str],
+    spec: Any,
+    run_dir: Path,
+    *,
+    reseed: bool = False,
+) -> None:
+    source, upto = start_from
+    taken = check_start(start_from, spec, reseed=reseed)
+    seed = source_seed(source)
+    for stage, folder in taken:
         target = run_dir / STAGES_DIR / stage.folder
         if target.exists():
             shutil.rmtree(target)
-        shutil.copytree(entry[1], target, symlinks=True)
-        print(f"stage '{stage.name}': taken from {entry[1]}", file=sys.stderr, flush=True)
+        shutil.copytree(folder, target, symlinks=True)
+        print(f"stage '{stage.name}': taken from {folder}", file=sys.stderr, flush=True)
+    if seed is not None and seed != spec.seed:
+        print(
+            f"the stages up to '{upto}' ran with seed {seed}; the stages after it run with "
+            f"seed {spec.seed}",
+            file=sys.stderr,
+            flush=True,
+        )
+    _write_json(
+        run_dir / FROM_FILE,
+        {"run": str(source), "stage": upto, "stages": [s.name for s, _ in taken], "seed": seed},
+    )
+
+
+def stage_differences(a: Any, b: Any, upto: str) -> list[str]:
+    """The spec keys (dotted) on which specs ``a`` and ``b`` would run the stages up to
+    ``upto`` differently, their seeds aside: empty when ``b`` can take ``a``'s stages."""
+    from vemkit.engine.run import _diff
+
+    uses_mi = _uses_mi_upto(a, upto) or _uses_mi_upto(b, upto)
+    data_a, data_b = a.to_dict(), b.to_dict()
+    data_b["seed"] = data_a.get("seed")
+    return _diff(
+        stage_fingerprint_data(data_a, upto, uses_mi), stage_fingerprint_data(data_b, upto, uses_mi)
+    )
+
+
+def stage_finished(run_dir: Path, stage: str) -> bool:
+    """Whether the recipe run in ``run_dir`` has finished ``stage`` (a valid ``DONE.json``)."""
+    if not is_recipe_dir(run_dir):
+        return False
+    return any(e.get("name") == stage and read_done(f) is not None for e, f in stage_dirs(run_dir))
 
 
 def _changed(source: Path, spec: Any, stage: str) -> str:

@@ -159,6 +159,8 @@ def run(
     overwrite: bool = False,
     start_from: str | tuple[str | Path, str] | None = None,
     stop_in: str | None = None,
+    reseed: bool = False,
+    until: str | None = None,
 ) -> RunResult:
     """Train a new run of ``spec`` in ``run_dir`` (default: the spec's ``output.dir``).
 
@@ -168,7 +170,9 @@ def run(
     by default the first training stage that runs). ``callbacks``: extra run plugins (objects
     with ``vemkit.engine.hookspecs.hookimpl`` methods). ``start_from`` (``"RUN_DIR:STAGE"``
     or a pair): a recipe takes that run's finished stages up to ``STAGE`` and runs only the
-    stages after it.
+    stages after it; ``reseed``: that run may have had another seed (see
+    :func:`vemkit.engine.recipe.check_start`). ``until``: a recipe stops once that stage is
+    finished (``--resume`` continues with the stages after it).
     """
     from vemkit import registry as registry_module
 
@@ -176,6 +180,10 @@ def run(
     directory = Path(run_dir) if run_dir is not None else Path(spec.run_dir())
     fresh = "overwrite" if overwrite else "new"
     origin = _parse_start(start_from, spec)
+    if origin is not None:
+        from vemkit.engine.recipe import check_start
+
+        check_start(origin, spec, reseed=reseed)  # before anything is written
     return _train(
         spec,
         directory,
@@ -187,6 +195,8 @@ def run(
         fresh=fresh,
         start_from=origin,
         stop_in=stop_in,
+        reseed=reseed,
+        until=until,
     )
 
 
@@ -204,6 +214,13 @@ def _parse_start(start_from: Any, spec: Any) -> tuple[Path, str] | None:
             "teacher.checkpoint instead"
         )
     return Path(folder), str(stage)
+
+
+def _one_loop_until(spec: Any, until: str) -> str:
+    return (
+        f"--until {until}: method '{spec.method.type}' is one training loop, not a recipe of "
+        "stages; stop it earlier with --set train.iterations=N"
+    )
 
 
 def _claim(directory: Path, spec: Any, overwrite: bool) -> None:
@@ -238,6 +255,7 @@ def resume(
     progress: bool | None = None,
     stop_at: int | None = None,
     stop_in: str | None = None,
+    until: str | None = None,
 ) -> RunResult:
     """Continue the run in ``run_dir`` exactly from its newest valid checkpoint (a run killed
     before its first checkpoint starts again from step 0, which is the same thing). A recipe
@@ -267,8 +285,18 @@ def resume(
         )
     if recipe_of(stored):
         return _train(
-            stored, directory, reg, callbacks, progress, stop_at, checkpoint=None, stop_in=stop_in
+            stored,
+            directory,
+            reg,
+            callbacks,
+            progress,
+            stop_at,
+            checkpoint=None,
+            stop_in=stop_in,
+            until=until,
         )
+    if until is not None:
+        raise VemkitError(_one_loop_until(stored, until))
     path, skipped = ckpt.latest(directory)
     for problem in skipped:
         print(f"warning: skipping {problem}", flush=True)
@@ -290,6 +318,8 @@ def _train(
     fresh: str | None = None,
     start_from: tuple[Path, str] | None = None,
     stop_in: str | None = None,
+    reseed: bool = False,
+    until: str | None = None,
 ) -> RunResult:
     from vemkit.engine import distributed
     from vemkit.engine.checkpoint import write_text_atomic
@@ -321,12 +351,16 @@ def _train(
         if recipe_of(spec):
             from vemkit.engine.recipe import RecipeRun, run_recipe
 
-            job = RecipeRun(spec, run_dir, reg, callbacks, progress, stop_at, stop_in)
+            job = RecipeRun(spec, run_dir, reg, callbacks, progress, stop_at, stop_in, until)
 
             def train_stage(stage_spec: Any, folder: Path, **kwargs: Any) -> RunResult:
                 return _train_stage(job, dist, stage_spec, folder, **kwargs)
 
-            return run_recipe(job, train=train_stage, dist=dist, start_from=start_from)
+            return run_recipe(
+                job, train=train_stage, dist=dist, start_from=start_from, reseed=reseed
+            )
+        if until is not None:
+            raise VemkitError(_one_loop_until(spec, until))
         return _train_in(
             dist, spec, run_dir, reg, callbacks, progress, stop_at, checkpoint, spec_yaml, info
         )
@@ -477,15 +511,33 @@ def run_command(args: argparse.Namespace) -> int:
     from vemkit.spec import load_spec
 
     overrides = list(getattr(args, "overrides", []) or [])
-    if args.resume and getattr(args, "start_from", None):
+    start_from = getattr(args, "start_from", None)
+    until = getattr(args, "until", None)
+    if args.resume and start_from:
         raise VemkitError("--from starts a new run; it cannot be combined with --resume")
+    if getattr(args, "reseed", False) and not start_from:
+        raise VemkitError("--reseed goes with --from RUN_DIR:STAGE")
     if args.resume:
         spec = load_spec(args.spec, overrides) if args.spec else None
-        result = resume(args.resume, spec=spec, overrides=() if args.spec else overrides)
+        result = resume(
+            args.resume, spec=spec, overrides=() if args.spec else overrides, until=until
+        )
     else:
         if not args.spec:
             raise VemkitError("give a spec file (vemkit run SPEC), or --resume RUN_DIR")
-        result = run(load_spec(args.spec, overrides), start_from=getattr(args, "start_from", None))
+        result = run(
+            load_spec(args.spec, overrides),
+            start_from=start_from,
+            reseed=getattr(args, "reseed", False),
+            until=until,
+        )
+    if until is not None and result.stage == until and result.status == "stopped":
+        print(
+            f"stopped after stage '{until}' (--until); run directory {result.run_dir}; continue "
+            f"with `vemkit run --resume {result.run_dir}`, or start runs from it with "
+            f"--from {result.run_dir}:{until}"
+        )
+        return 0
     total = result.program.spec.train.iterations if result.program is not None else "?"
     scores = ", ".join(f"{k} {v:.4g}" for k, v in result.eval.items())
     where = f" of stage '{result.stage}'" if result.stage else ""
