@@ -11,8 +11,11 @@ from that many samples; PSNR/SSIM against the true targets where the task has th
 or the held-out true pairs of the emoji set; FID/KID only for the unconditional tasks), then the
 sweep's report with the paired differences to ``none``. Where the method shares the setting's
 teacher spec (``<task>_teacher.yaml``: the frozen pre-trained teachers every arm shares), it is
-trained first, once, in ``<runs>/teachers/<task>``; the recipe methods train their own teacher
-inside every cell. ``gcc``, ``cat`` and ``cagc`` have the ``cpu`` setting only.
+trained first, once, in ``<runs>/teachers/<task>``. The recipe methods share their stages before
+the distillation instead (``vemkit sweep --from``): the teacher, the pruning or the supernet and
+its search are trained once, in ``<runs>/<method>/<task>/shared`` with the first seed, and every
+cell runs only the distillation stage on them, so the seeds and arms vary the distillation
+alone. The recipe methods have the ``cpu`` setting only.
 
 Resumable: run the same command again; finished cells and the finished teacher are skipped,
 stopped ones resumed, current evaluations reused. Prints the sweep's tables per (method, task)
@@ -176,6 +179,9 @@ class Method:
     is no dataset item to key a memory bank by)."""
     cpu_only_reason: str = ""
     """Why it has no ``gpu`` setting (said in the error when one is asked for)."""
+    shared_stages: str | None = None
+    """A recipe's last stage before the distillation: every cell takes the stages up to it
+    from one run (``vemkit sweep --from``) and trains only the stages after it."""
 
 
 # A fresh z every step (unconditional GANs) gives CRD no item to key its memory bank by: the
@@ -190,7 +196,9 @@ METHODS: dict[str, Method] = {
         ("emoji-twitter",),
         settings=("cpu",),
         shared_teacher=False,
+        iterations_key="method.stages.distil.iterations",
         arm_overrides=_CRD_BATCH,
+        shared_stages="prune",
         cpu_only_reason="its paper specs (specs/paper/sagan_celeba_gcc*.yaml) are on CelebA, "
         "not an offline demo task; the demo widths are the cpu setting's",
     ),
@@ -200,6 +208,7 @@ METHODS: dict[str, Method] = {
         settings=("cpu",),
         shared_teacher=False,
         iterations_key="method.stages.student.iterations",
+        shared_stages="prune",
         cpu_only_reason="its paper specs (specs/paper/horse2zebra_cat*.yaml) are on "
         "horse2zebra, not an offline demo task",
     ),
@@ -209,6 +218,7 @@ METHODS: dict[str, Method] = {
         settings=("cpu",),
         shared_teacher=False,
         iterations_key="method.stages.finetune.iterations",
+        shared_stages="search",
         cpu_only_reason="its paper specs (specs/paper/summer2winter_gan_compression*.yaml) are "
         "on summer2winter, not an offline demo task",
     ),
@@ -219,6 +229,7 @@ METHODS: dict[str, Method] = {
         shared_teacher=False,
         iterations_key="method.stages.retrain.iterations",
         arm_overrides=_CRD_BATCH,
+        shared_stages="prune",
         cpu_only_reason="its paper specs (specs/paper/stylegan2_ffhq_cagc*.yaml) are on FFHQ, "
         "not an offline demo task",
     ),
@@ -327,16 +338,18 @@ def sweep_one(
         overrides.append(f"{about.iterations_key}={args.iterations}")
     if args.batch_size is not None:
         overrides.append(f"train.batch_size={args.batch_size}")
+    out = args.runs / method / task.name
     plan = sweeps.plan(
         spec_path,
         [sweeps.Axis(sweeps.ARM_AXIS, tuple(arms))],
         args.seeds,
-        out=args.runs / method / task.name,
+        out=out,
         overrides=overrides,
         threads=args.threads,
         metrics=metric_configs(args.fid_samples, task),
         eval_items=args.fid_samples,
         baseline="none" if "none" in args.arms else None,
+        start_from=f"{out / 'shared'}:{about.shared_stages}" if about.shared_stages else None,
     )
     if args.dry_run:
         plan.write_plan()

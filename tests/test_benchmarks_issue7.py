@@ -186,7 +186,7 @@ def test_unconditional_tasks_are_scored_by_fid_only():
 @pytest.mark.parametrize(
     ("method", "task", "key"),
     [
-        ("gcc", "emoji-twitter", "train.iterations"),
+        ("gcc", "emoji-twitter", "method.stages.distil.iterations"),
         ("cat", "emoji", "method.stages.student.iterations"),
         ("gan_compression", "emoji", "method.stages.finetune.iterations"),
         ("cagc", "fmnist32", "method.stages.retrain.iterations"),
@@ -213,6 +213,13 @@ def test_dry_run_plans_the_cells_of_a_recipe_method(tmp_path, capsys, method, ta
         ("none", 0), ("none", 1), ("crd", 0), ("crd", 1), ("vem", 0), ("vem", 1)
     ]  # fmt: skip
     assert not [o for c in plan["cells"] for o in c["overrides"] if "checkpoint" in o]
+    # The stages before the distillation are trained once (first seed) and taken by every cell.
+    stage = ablation.METHODS[method].shared_stages
+    shared = runs / method / task / "shared"
+    assert plan["shared"]["run_dir"] == str(shared) and plan["shared"]["seed"] == 0
+    assert plan["shared"]["command"][-2:] == ["--until", stage]
+    assert all(c["command"][-3:] == ["--from", f"{shared}:{stage}", "--reseed"]
+               for c in plan["cells"])  # fmt: skip
 
 
 def test_ablation_says_which_methods_and_tasks_go_together(tmp_path, capsys):
