@@ -15,8 +15,8 @@ from pydantic import Field
 
 from tests._engine_util import TinyNet, make_registry
 from vemkit.engine.hookspecs import hookimpl
-from vemkit.hookspecs import hookimpl as register_hookimpl
 from vemkit.engine.recipe import StepResult
+from vemkit.hookspecs import hookimpl as register_hookimpl
 from vemkit.options import Options
 from vemkit.stages import Stages, StepStage, TrainingStage
 
@@ -119,7 +119,7 @@ def recipe_registry() -> Any:
 def vemkit_register(registry: Any) -> None:
     """``-p tests._recipe_util``: the toy recipe and the tiny net in a ``vemkit`` command (the
     sweep's cells are such commands)."""
-    from tests._engine_util import FakeMetricOptions, FakeMAE, TinyOptions, build_tiny
+    from tests._engine_util import FakeMAE, FakeMetricOptions, TinyOptions, build_tiny
 
     registry.add("arch", "tiny", options=TinyOptions, factory=build_tiny)
     registry.add("metric", "fake_mae", options=FakeMetricOptions, factory=lambda o, **_: FakeMAE())

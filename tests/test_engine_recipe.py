@@ -388,7 +388,8 @@ def test_until_stops_after_a_stage_and_resume_finishes_the_same_run(reg, data_ro
     whole = tmp_path / "whole"
     run_engine(make_spec(reg, recipe_config(data_root, whole)), registry=reg)
     part = tmp_path / "part"
-    result = run_engine(make_spec(reg, recipe_config(data_root, part)), registry=reg, until="shrink")
+    spec = make_spec(reg, recipe_config(data_root, part))
+    result = run_engine(spec, registry=reg, until="shrink")
     assert (result.status, result.stage) == ("stopped", "shrink")
     index = json.loads((part / "stages.json").read_text())
     assert [s["status"] for s in index["stages"]] == ["done", "done", "pending"]
@@ -437,9 +438,7 @@ def test_a_sweep_shares_the_first_stages_and_seeds_only_the_rest(reg, data_root,
     from tests.test_sweep import in_process
     from vemkit import sweep as sweeps
 
-    config = recipe_config(
-        data_root, tmp_path / "unused", eval={"metrics": [{"type": "fake_mae"}]}
-    )
+    config = recipe_config(data_root, tmp_path / "unused", eval={"metrics": [{"type": "fake_mae"}]})
     config["data"]["eval"] = {**config["data"]["train"], "split": "val"}
     spec_path = tmp_path / "recipe.yaml"
     spec_path.write_text(yaml.safe_dump({"vemkit": 1, **config}), encoding="utf-8")

@@ -604,6 +604,17 @@ def _final_step(cell: Cell) -> int | None:
     return last_step(result_dir(cell.run_dir))
 
 
+def planned_iterations(spec: Any) -> int:
+    """The iterations a cell trains last: a recipe's last training stage's, else
+    ``train.iterations``."""
+    from vemkit.stages import recipe_of
+
+    training = [s for s in recipe_of(spec) if s.is_training]
+    if training and training[-1].options.iterations is not None:
+        return int(training[-1].options.iterations)
+    return int(spec.train.iterations)
+
+
 def cell_state(cell: Cell) -> str:
     """``finished``, ``partial`` (continue with ``--resume``), ``new``, or ``other`` (the
     folder holds a run of a different spec)."""
@@ -822,7 +833,7 @@ def train_cells(
             args = sweep.resume_args(c)
         else:
             note, args = "", sweep.run_args(c)
-        it = c.spec.train.iterations
+        it = planned_iterations(c.spec)
         work.append(_Job(c, f"trained to step {it}", args, _log_path(sweep, c, "run"), note))
     failed = run_jobs(
         work,

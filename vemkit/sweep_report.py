@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vemkit.sweep import RESULTS_FILE, Cell, Sweep
+from vemkit.sweep import RESULTS_FILE, Cell, Sweep, planned_iterations
 
 REPORT_DIR = "report"
 CONFIDENCE = 0.95
@@ -469,7 +469,7 @@ def write_report(
     device = first.get("device", "?")
     created = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     item_text = ", ".join(str(i) for i in items) or "?"
-    iterations = sorted({c.spec.train.iterations for c in sweep.cells})
+    iterations = sorted({planned_iterations(c.spec) for c in sweep.cells})
     facts = [
         f"spec `{sweep.spec_path}`; {len(sweep.cells)} cells = "
         + " × ".join(f"{len(a.arms)} ({a.name})" for a in sweep.axes)
@@ -483,6 +483,12 @@ def write_report(
         f"{first.get('torch', '?')}; {created}"
         + (f"; wall {seconds / 60:.1f} min this invocation" if seconds is not None else ""),
     ]
+    if sweep.shared is not None:
+        facts.append(
+            f"every cell takes the stages up to '{sweep.shared_stage}' from "
+            f"`{sweep.shared.run_dir}` (trained once, seed {sweep.shared.seed}) and trains only "
+            "the stages after it: the seeds and arms vary those alone"
+        )
     if command:
         facts.append(f"command: `{command}`")
     about = (
