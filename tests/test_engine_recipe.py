@@ -436,6 +436,7 @@ def test_reseed_takes_stages_that_ran_with_another_seed_and_says_so(reg, data_ro
 
 def test_a_sweep_shares_the_first_stages_and_seeds_only_the_rest(reg, data_root, tmp_path):
     from tests.test_sweep import in_process
+    from vemkit import registry
     from vemkit import sweep as sweeps
 
     config = recipe_config(data_root, tmp_path / "unused", eval={"metrics": [{"type": "fake_mae"}]})
@@ -451,7 +452,10 @@ def test_a_sweep_shares_the_first_stages_and_seeds_only_the_rest(reg, data_root,
     assert argv[-3:] == ["--from", f"{shared}:shrink", "--reseed"]
     assert plan.run_args(plan.shared)[-2:] == ["--until", "shrink"]
     said: list[str] = []
-    sweeps.run_sweep(plan, runner=in_process, log=said.append)
+    try:
+        sweeps.run_sweep(plan, runner=in_process, log=said.append)
+    finally:  # the in-process cells' -p must not reach the tests after this one
+        registry.set_explicit_plugins([])
     assert any("shared stages up to 'shrink'" in line for line in said)
     assert (tmp_path / "sweep" / "shared.txt").read_text().count("--until shrink") == 1
     assert json.loads((shared / "stages" / "02-shrink" / "step_calls.json").read_text()) == 1
