@@ -82,8 +82,8 @@ SETTINGS = {
     "cpu": Setting(
         "specs/ablations/cpu/{task}_{method}.yaml",
         "specs/ablations/cpu/{task}_teacher.yaml",
-        "CPU-sized: 4x narrower nets than the paper, frozen pre-trained teachers shared by "
-        "every cell (see each spec's header)",
+        "CPU-sized: 4x narrower nets than the paper; the teachers (and a recipe's pruning or "
+        "search) trained once and shared by every cell (see each spec's header)",
     ),
     "gpu": Setting(
         "specs/ablations/{task}_{method}_vem.yaml",
