@@ -332,7 +332,8 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
         run = tmp_path / name
         run.mkdir()
         (run / "spec.resolved.yaml").write_text("vemkit: 1\n")
-        lines = [{"step": 100 * (i + 1), "eval/psnr": v} for i, v in enumerate(psnr)]
+        lines = [{"step": 100 * (i + 1), "eval/psnr": v, "eval/kid_std": 0.01 * i}
+                 for i, v in enumerate(psnr)]  # fmt: skip
         (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
         return SimpleNamespace(run_dir=run)
 
@@ -342,7 +343,9 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
                                            cell("f1", [11, 12, 13, 13.6, 13.7])])  # fmt: skip
     rising = Config("rising", ["rising"], cells=[cell("r0", [10, 11, 12, 13, 14])])
     short = Config("short", ["short"], cells=[cell("s0", [10, 11])])
-    rows = {r["config"]: r for r in convergence_rows([flat, rising, short])}
+    found = convergence_rows([flat, rising, short])
+    assert {r["metric"] for r in found} == {"eval/psnr"}  # kid_std: a spread, not a score
+    rows = {r["config"]: r for r in found}
     assert set(rows) == {"flat", "rising"}  # two points are no curve
     assert rows["flat"]["seeds"] == 2 and rows["flat"]["tail_from_step"] == 400
     assert rows["flat"]["tail_change"] == pytest.approx(0.1)

@@ -201,6 +201,8 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
         if not runs:
             continue
         for key in curve_keys(runs, "eval"):
+            if key.endswith("_std"):  # the spread of an estimate (kid_std), not a score
+                continue
             xs, mean, _, _ = _band(logs, key)
             if len(xs) < 3:
                 continue
