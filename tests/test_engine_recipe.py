@@ -403,6 +403,10 @@ def test_until_stops_after_a_stage_and_resume_finishes_the_same_run(reg, data_ro
         run_engine(
             make_spec(reg, recipe_config(data_root, tmp_path / "x")), registry=reg, until="srink"
         )
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+    with pytest.raises(VemkitError, match=r"--until shrink: method 'kd' is one training loop"):
+        run_engine(make_spec(reg, base_config(data_root, tmp_path / "y")), until="shrink")
+    assert not (tmp_path / "y").exists()
 
 
 def test_reseed_takes_stages_that_ran_with_another_seed_and_says_so(reg, data_root, tmp_path):

@@ -180,6 +180,7 @@ def run(
     directory = Path(run_dir) if run_dir is not None else Path(spec.run_dir())
     fresh = "overwrite" if overwrite else "new"
     origin = _parse_start(start_from, spec)
+    _check_until(spec, until)
     if origin is not None:
         from vemkit.engine.recipe import check_start
 
@@ -216,11 +217,21 @@ def _parse_start(start_from: Any, spec: Any) -> tuple[Path, str] | None:
     return Path(folder), str(stage)
 
 
-def _one_loop_until(spec: Any, until: str) -> str:
-    return (
-        f"--until {until}: method '{spec.method.type}' is one training loop, not a recipe of "
-        "stages; stop it earlier with --set train.iterations=N"
-    )
+def _check_until(spec: Any, until: str | None) -> None:
+    """Refuse ``--until`` on a one-loop method or a stage the recipe lacks, before anything is
+    written."""
+    from vemkit.engine.recipe import check_stage_name
+    from vemkit.stages import recipe_of
+
+    if until is None:
+        return
+    recipe = recipe_of(spec)
+    if not recipe:
+        raise VemkitError(
+            f"--until {until}: method '{spec.method.type}' is one training loop, not a recipe "
+            "of stages; stop it earlier with --set train.iterations=N"
+        )
+    check_stage_name(recipe, until, "--until")
 
 
 def _claim(directory: Path, spec: Any, overwrite: bool) -> None:
@@ -283,6 +294,7 @@ def resume(
             f"{directory}/{SPEC_FILE} was modified after the run started (its hash differs from "
             f"{RUN_INFO}); restore it, or start a new run"
         )
+    _check_until(stored, until)
     if recipe_of(stored):
         return _train(
             stored,
@@ -295,8 +307,6 @@ def resume(
             stop_in=stop_in,
             until=until,
         )
-    if until is not None:
-        raise VemkitError(_one_loop_until(stored, until))
     path, skipped = ckpt.latest(directory)
     for problem in skipped:
         print(f"warning: skipping {problem}", flush=True)
@@ -359,8 +369,6 @@ def _train(
             return run_recipe(
                 job, train=train_stage, dist=dist, start_from=start_from, reseed=reseed
             )
-        if until is not None:
-            raise VemkitError(_one_loop_until(spec, until))
         return _train_in(
             dist, spec, run_dir, reg, callbacks, progress, stop_at, checkpoint, spec_yaml, info
         )
