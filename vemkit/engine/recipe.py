@@ -215,12 +215,12 @@ def run_recipe(
     *,
     train: Callable[..., Any],
     dist: Any,
-    start_from: tuple[Path, str] | None = None,
-    reseed: bool = False,
+    start_from: StartFrom | None = None,
 ) -> Any:
     """Run (or continue) every stage of ``job.spec`` in ``job.run_dir``; ``train`` is the
-    one-loop trainer (:func:`vemkit.engine.run._train_in`). ``start_from``/``reseed``: see
-    :func:`check_start`."""
+    one-loop trainer (:func:`vemkit.engine.run._train_in`); ``start_from``: the earlier run's
+    stages to copy, as :func:`check_start` accepted them (``--until`` is checked by the
+    caller, before anything is written)."""
     from vemkit.engine import checkpoint as ckpt
     from vemkit.engine import distributed
     from vemkit.engine.run import RunResult
@@ -229,10 +229,8 @@ def run_recipe(
     recipe = recipe_of(spec)
     root = run_dir / STAGES_DIR
     status: dict[str, str] = {}
-    if job.until is not None:
-        check_stage_name(recipe, job.until, "--until")
     if start_from is not None and dist.main:
-        _copy_finished(start_from, spec, run_dir, reseed=reseed)
+        _copy_finished(start_from, spec, run_dir)
     distributed.barrier(dist)
 
     archs = {role: getattr(spec, role).arch.model_dump(mode="json") for role in ROLES}
@@ -240,14 +238,14 @@ def run_recipe(
     last: Any = None
     say = _say(dist)
     for stage in recipe:
+        if outputs and outputs[-1][0] == job.until:
+            break  # --until: the stage before was the last to run
         folder = root / stage.folder
         done = read_done(folder)
         if done is not None:
             archs.update(done.get("archs", {}))
             outputs.append((stage.name, folder / ckpt.CHECKPOINTS / done["checkpoint"]))
             status[stage.name] = "done"
-            if stage.name == job.until and stage is not recipe[-1]:
-                break
             continue
         status[stage.name] = "running"
         if dist.main:
@@ -314,8 +312,6 @@ def run_recipe(
         status[stage.name] = "done"
         if dist.main:
             _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
-        if stage.name == job.until and stage is not recipe[-1]:
-            break
     if job.until is not None and status.get(recipe[-1].name) != "done":
         if dist.main:
             _write_json(run_dir / STAGES_FILE, _index_data(spec, recipe, status))
@@ -605,15 +601,25 @@ def source_seed(source: Path) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def check_start(
-    start_from: tuple[Path, str], spec: Any, *, reseed: bool = False
-) -> list[tuple[StageInfo, Path]]:
-    """The finished stages of ``start_from = (RUN_DIR, STAGE)`` that a run of ``spec`` takes
-    (each with its folder there); raises :class:`VemkitError` when ``spec`` would have run
-    any of them differently. Only the stages after ``STAGE`` may differ. ``reseed``: the
-    earlier run may also have had another ``seed`` — its stages keep what that seed gave them,
-    and the stages after ``STAGE`` run with ``spec``'s seed (a sweep over seeds of the
-    distillation alone, on one shared teacher and pruning)."""
+@dataclass(frozen=True)
+class StartFrom:
+    """An earlier run's finished stages that a new run takes (``--from RUN_DIR:STAGE``)."""
+
+    source: Path
+    stage: str
+    taken: list[tuple[StageInfo, Path]]
+    """The stages up to ``stage``, each with its folder in ``source``."""
+    seed: int | None
+    """The seed ``source`` ran with (None: unreadable)."""
+
+
+def check_start(start_from: tuple[Path, str], spec: Any, *, reseed: bool = False) -> StartFrom:
+    """The finished stages of ``start_from = (RUN_DIR, STAGE)`` that a run of ``spec`` takes;
+    raises :class:`VemkitError` when ``spec`` would have run any of them differently. Only the
+    stages after ``STAGE`` may differ. ``reseed``: the earlier run may also have had another
+    ``seed`` — its stages keep what that seed gave them, and the stages after ``STAGE`` run
+    with ``spec``'s seed (a sweep over seeds of the distillation alone, on one shared teacher
+    and pruning)."""
     source, upto = start_from
     recipe = recipe_of(spec)
     check_stage_name(recipe, upto, f"--from {source}:{upto}")
@@ -621,8 +627,8 @@ def check_start(
     if not is_recipe_dir(source):
         raise VemkitError(f"--from {source}:{upto}: {source} is not the folder of a recipe run")
     theirs = {e["name"]: (e, folder) for e, folder in stage_dirs(source)}
-    seed = source_seed(source) if reseed else None
-    compared = spec if seed is None else spec.model_copy(update={"seed": seed})
+    seed = source_seed(source)
+    compared = spec.model_copy(update={"seed": seed}) if reseed and seed is not None else spec
     taken = []
     for stage in recipe[: names.index(upto) + 1]:
         entry = theirs.get(stage.name)
@@ -644,53 +650,45 @@ def check_start(
                 f"it may differ{hint}"
             )
         taken.append((stage, entry[1]))
-    return taken
+    return StartFrom(source, upto, taken, seed)
 
 
 FROM_FILE = "from.json"
 """Where a run started with ``--from`` records it: source, stage, the source's seed."""
 
 
-def _copy_finished(
-    start_from: tuple[Path, str],
-    spec: Any,
-    run_dir: Path,
-    *,
-    reseed: bool = False,
-) -> None:
-    source, upto = start_from
-    taken = check_start(start_from, spec, reseed=reseed)
-    seed = source_seed(source)
-    for stage, folder in taken:
+def _copy_finished(start: StartFrom, spec: Any, run_dir: Path) -> None:
+    for stage, folder in start.taken:
         target = run_dir / STAGES_DIR / stage.folder
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(folder, target, symlinks=True)
         print(f"stage '{stage.name}': taken from {folder}", file=sys.stderr, flush=True)
-    if seed is not None and seed != spec.seed:
+    if start.seed is not None and start.seed != spec.seed:
         print(
-            f"the stages up to '{upto}' ran with seed {seed}; the stages after it run with "
-            f"seed {spec.seed}",
+            f"the stages up to '{start.stage}' ran with seed {start.seed}; the stages after it "
+            f"run with seed {spec.seed}",
             file=sys.stderr,
             flush=True,
         )
     _write_json(
         run_dir / FROM_FILE,
-        {"run": str(source), "stage": upto, "stages": [s.name for s, _ in taken], "seed": seed},
+        {
+            "run": str(start.source),
+            "stage": start.stage,
+            "stages": [s.name for s, _ in start.taken],
+            "seed": start.seed,
+        },
     )
 
 
 def stage_differences(a: Any, b: Any, upto: str) -> list[str]:
     """The spec keys (dotted) on which specs ``a`` and ``b`` would run the stages up to
     ``upto`` differently, their seeds aside: empty when ``b`` can take ``a``'s stages."""
-    from vemkit.engine.run import _diff
-
     uses_mi = _uses_mi_upto(a, upto) or _uses_mi_upto(b, upto)
     data_a, data_b = a.to_dict(), b.to_dict()
     data_b["seed"] = data_a.get("seed")
-    return _diff(
-        stage_fingerprint_data(data_a, upto, uses_mi), stage_fingerprint_data(data_b, upto, uses_mi)
-    )
+    return _fingerprint_diff(data_a, data_b, upto, uses_mi)
 
 
 def stage_finished(run_dir: Path, stage: str) -> bool:
@@ -700,16 +698,21 @@ def stage_finished(run_dir: Path, stage: str) -> bool:
     return any(e.get("name") == stage and read_done(f) is not None for e, f in stage_dirs(run_dir))
 
 
+def _fingerprint_diff(a: dict[str, Any], b: dict[str, Any], upto: str, uses_mi: bool) -> list[str]:
+    """The dotted keys where spec data ``a`` and ``b`` differ in what the stages up to
+    ``upto`` depend on."""
+    from vemkit.engine.run import _diff
+
+    return _diff(stage_fingerprint_data(a, upto, uses_mi), stage_fingerprint_data(b, upto, uses_mi))
+
+
 def _changed(source: Path, spec: Any, stage: str) -> str:
-    from vemkit.engine.run import SPEC_FILE, _diff
+    from vemkit.engine.run import SPEC_FILE
     from vemkit.spec_source import read_source
 
     try:
         theirs = read_source(source / SPEC_FILE).data
     except VemkitError:
         return "unknown"
-    uses_mi = _uses_mi_upto(spec, stage)
-    a = stage_fingerprint_data(theirs, stage, uses_mi)
-    b = stage_fingerprint_data(spec.to_dict(), stage, uses_mi)
-    changed = _diff(a, b)
+    changed = _fingerprint_diff(theirs, spec.to_dict(), stage, _uses_mi_upto(spec, stage))
     return ", ".join(changed[:8]) + (", ..." if len(changed) > 8 else "") or "unknown"

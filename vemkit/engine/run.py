@@ -21,9 +21,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vemkit.errors import VemkitError
+
+if TYPE_CHECKING:
+    from vemkit.engine.recipe import StartFrom
 
 SPEC_FILE = "spec.resolved.yaml"
 RUN_INFO = "run.json"
@@ -179,12 +182,8 @@ def run(
     reg = registry or registry_module.default()
     directory = Path(run_dir) if run_dir is not None else Path(spec.run_dir())
     fresh = "overwrite" if overwrite else "new"
-    origin = _parse_start(start_from, spec)
+    origin = _parse_start(start_from, spec, reseed)  # checked before anything is written
     _check_until(spec, until)
-    if origin is not None:
-        from vemkit.engine.recipe import check_start
-
-        check_start(origin, spec, reseed=reseed)  # before anything is written
     return _train(
         spec,
         directory,
@@ -196,13 +195,13 @@ def run(
         fresh=fresh,
         start_from=origin,
         stop_in=stop_in,
-        reseed=reseed,
         until=until,
     )
 
 
-def _parse_start(start_from: Any, spec: Any) -> tuple[Path, str] | None:
-    from vemkit.engine.recipe import parse_from
+def _parse_start(start_from: Any, spec: Any, reseed: bool) -> StartFrom | None:
+    """The earlier run's stages that ``spec`` takes (a ``StartFrom``), or None."""
+    from vemkit.engine.recipe import check_start, parse_from
     from vemkit.stages import recipe_of
 
     if start_from is None:
@@ -214,7 +213,7 @@ def _parse_start(start_from: Any, spec: Any) -> tuple[Path, str] | None:
             "recipe of stages; warm-start from its weights with student.init / "
             "teacher.checkpoint instead"
         )
-    return Path(folder), str(stage)
+    return check_start((Path(folder), str(stage)), spec, reseed=reseed)
 
 
 def _check_until(spec: Any, until: str | None) -> None:
@@ -326,9 +325,8 @@ def _train(
     *,
     checkpoint: Any,
     fresh: str | None = None,
-    start_from: tuple[Path, str] | None = None,
+    start_from: StartFrom | None = None,
     stop_in: str | None = None,
-    reseed: bool = False,
     until: str | None = None,
 ) -> RunResult:
     from vemkit.engine import distributed
@@ -366,9 +364,7 @@ def _train(
             def train_stage(stage_spec: Any, folder: Path, **kwargs: Any) -> RunResult:
                 return _train_stage(job, dist, stage_spec, folder, **kwargs)
 
-            return run_recipe(
-                job, train=train_stage, dist=dist, start_from=start_from, reseed=reseed
-            )
+            return run_recipe(job, train=train_stage, dist=dist, start_from=start_from)
         return _train_in(
             dist, spec, run_dir, reg, callbacks, progress, stop_at, checkpoint, spec_yaml, info
         )
