@@ -141,6 +141,12 @@ def reference_of(sweep: Sweep, config: Config) -> str | None:
     return "+".join(arms)
 
 
+def is_score(key: str) -> bool:
+    """Whether a metric key is a score to compare: ``kid_std`` and the like are the spread of
+    an estimate (the statistics and the convergence table skip them)."""
+    return not key.endswith("_std")
+
+
 def statistics_table(
     sweep: Sweep, configs: Sequence[Config], higher: Mapping[str, bool]
 ) -> list[dict[str, Any]]:
@@ -150,8 +156,7 @@ def statistics_table(
     for c in configs:
         metrics += [k for k in c.scores if k not in metrics]
     rows = []
-    # ``kid_std`` and the like are the spread of an estimate, not a score to compare.
-    for key in [k for k in metrics if not k.endswith("_std")]:
+    for key in [k for k in metrics if is_score(k)]:
         for config in configs:
             ref_name = reference_of(sweep, config)
             if ref_name is None or ref_name not in by_name:
@@ -200,9 +205,7 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
         runs, logs = config.logs()
         if not runs:
             continue
-        for key in curve_keys(runs, "eval"):
-            if key.endswith("_std"):  # the spread of an estimate (kid_std), not a score
-                continue
+        for key in [k for k in curve_keys(runs, "eval") if is_score(k)]:
             xs, mean, _, _ = _band(logs, key)
             if len(xs) < 3:
                 continue
