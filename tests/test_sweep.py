@@ -332,29 +332,36 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
         run = tmp_path / name
         run.mkdir()
         (run / "spec.resolved.yaml").write_text("vemkit: 1\n")
-        lines = [{"step": 100 * (i + 1), "eval/psnr": v, "eval/kid_std": 0.01 * i}
-                 for i, v in enumerate(psnr)]  # fmt: skip
+        lines = [{"step": 100 * (i + 1), "eval/psnr": v, "eval/kid_std": 0.01 * i,
+                  "eval/closed": 3} for i, v in enumerate(psnr)]  # fmt: skip
         (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
         return SimpleNamespace(run_dir=run)
 
-    # Mean curves: flat arm 10, 12, 13, 13.5, 13.6 (last 20 % of steps: 400→500, +0.1 of a
-    # range of 3.6); rising arm 10, 11, 12, 13, 14 (+1 of 4).
+    # Mean curves at steps 100..500: flat arm 10, 12, 13, 13.5, 13.6: the line through its last
+    # half (300..500) rises 0.003 per step, 0.24 over the last 20 % (80 steps), of a range of
+    # 3.6; rising arm 10, 11, 12, 13, 14: 0.8 of 4.
     flat = Config("flat", ["flat"], cells=[cell("f0", [9, 12, 13, 13.4, 13.5]),
                                            cell("f1", [11, 12, 13, 13.6, 13.7])])  # fmt: skip
     rising = Config("rising", ["rising"], cells=[cell("r0", [10, 11, 12, 13, 14])])
+    # Stopped early and noisy: its last two points differ by 40 % of its range, its trend is 0.
+    noisy = Config("noisy", ["noisy"], cells=[cell("n0", [10, 12, 12.5, 11.5, 12.5, 12.5, 11.5])])
     short = Config("short", ["short"], cells=[cell("s0", [10, 11])])
-    found = convergence_rows([flat, rising, short])
-    assert {r["metric"] for r in found} == {"eval/psnr"}  # kid_std: a spread, not a score
+    found = convergence_rows([flat, rising, noisy, short])
+    # kid_std: a spread, not a score; closed: a constant, no learning curve
+    assert {r["metric"] for r in found} == {"eval/psnr"}
     rows = {r["config"]: r for r in found}
-    assert set(rows) == {"flat", "rising"}  # two points are no curve
-    assert rows["flat"]["seeds"] == 2 and rows["flat"]["tail_from_step"] == 400
-    assert rows["flat"]["tail_change"] == pytest.approx(0.1)
-    assert rows["flat"]["tail_share"] == pytest.approx(0.1 / 3.6)
+    assert set(rows) == {"flat", "rising", "noisy"}  # two points are no curve
+    assert rows["flat"]["seeds"] == 2 and rows["flat"]["trend_from_step"] == 300
+    assert rows["flat"]["tail_change"] == pytest.approx(0.24)
+    assert rows["flat"]["tail_share"] == pytest.approx(0.24 / 3.6)
     assert rows["flat"]["flattened"] is True
-    assert rows["rising"]["tail_share"] == pytest.approx(0.25)
+    assert rows["rising"]["tail_share"] == pytest.approx(0.2)
     assert rows["rising"]["flattened"] is False
-    header, body = convergence_cells(list(rows.values()))
-    assert body[1][-2:] == ["25.0 %", "no"] and header[-1] == "flattened (≤ 10 %)"
+    assert rows["noisy"]["tail_change"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["noisy"]["flattened"] is True
+    header, body = convergence_cells([rows["flat"], rows["rising"]])
+    assert body[1][-2:] == ["20.0 %", "no"] and header[-1] == "flattened (≤ 10 %)"
+    assert body[0][2] == "100–500 (trend from 300)"
 
 
 def test_the_compact_table_has_an_arm_per_row_and_marks_what_the_seeds_show():

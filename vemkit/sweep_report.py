@@ -192,12 +192,22 @@ curve has flattened."""
 FLAT = 0.1
 """A curve counts as flattened when its last part moved it by at most this fraction of its
 range (max − min over the run)."""
+TREND = 0.5
+"""The part of the curve (a fraction of the evaluated steps, at least 3 points) whose
+least-squares line estimates the last part's change."""
 
 
 def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
-    """Per arm and evaluation metric logged during training: the mean curve over the seeds, how
-    much its last ``TAIL`` of the evaluated steps moved it, as a fraction of the curve's range,
-    and whether that is at most ``FLAT`` (the curve has flattened). Needs 3 points or more."""
+    """Per arm and evaluation metric logged during training: how much the last ``TAIL`` of the
+    evaluated steps moved the mean curve over the seeds, as a fraction of the curve's range,
+    and whether that is at most ``FLAT`` (the curve has flattened).
+
+    The change is the slope of the least-squares line through the last ``TREND`` of the mean
+    curve times the last part's length in steps, not the difference of its last two points:
+    an evaluation from few samples is noisy, and a difference of two noisy points would call a
+    curve that has stopped moving unfinished by chance (its range is noise too). Needs 3 points
+    or more; a curve that never changed (a logged constant) is no learning curve and has no
+    row."""
     from vemkit.report import curve_keys
 
     rows = []
@@ -207,14 +217,16 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
             continue
         for key in [k for k in curve_keys(runs, "eval") if is_score(k)]:
             xs, mean, _, _ = _band(logs, key)
-            if len(xs) < 3:
+            spread = max(mean) - min(mean) if mean else 0.0
+            if len(xs) < 3 or spread == 0:
                 continue
-            tail_from = xs[-1] - TAIL * (xs[-1] - xs[0])
-            start = min(i for i, x in enumerate(xs) if x >= tail_from)
-            start = min(start, len(xs) - 2)  # at least one step of change
-            tail = mean[-1] - mean[start]
-            spread = max(mean) - min(mean)
-            share = abs(tail) / spread if spread > 0 else 0.0
+            span = xs[-1] - xs[0]
+            trend_from = min(
+                len(xs) - 3, min(i for i, x in enumerate(xs) if x >= xs[-1] - TREND * span)
+            )
+            slope, _ = statistics.linear_regression(xs[trend_from:], mean[trend_from:])
+            tail = slope * TAIL * span
+            share = abs(tail) / spread
             rows.append(
                 {
                     "config": config.name,
@@ -222,7 +234,7 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
                     "seeds": len(logs),
                     "first_step": int(xs[0]),
                     "last_step": int(xs[-1]),
-                    "tail_from_step": int(xs[start]),
+                    "trend_from_step": int(xs[trend_from]),
                     "first": mean[0],
                     "last": mean[-1],
                     "tail_change": tail,
@@ -241,7 +253,7 @@ def convergence_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[l
         [
             r["config"],
             r["metric"],
-            f"{r['first_step']}–{r['last_step']} (last part from {r['tail_from_step']})",
+            f"{r['first_step']}–{r['last_step']} (trend from {r['trend_from_step']})",
             _num(r["first"]),
             _num(r["last"]),
             _signed(r["tail_change"]),
@@ -509,8 +521,12 @@ def write_report(
     flat_about = (
         f"The mean evaluation curve of each arm over its seeds: how much the last "
         f"{round(TAIL * 100)} % of the evaluated steps moved it, as a share of the curve's range "
-        f"(max − min); at most {round(FLAT * 100)} % counts as flattened. A schedule that decays "
-        "the learning rate to 0 flattens every curve by its end: read it with the curves below."
+        f"(max − min); at most {round(FLAT * 100)} % counts as flattened. The change is the "
+        f"slope of the least-squares line through the last {round(TREND * 100)} % of the curve "
+        f"(3 points at least) times the last part's length, which a noisy evaluation point "
+        "moves less than a difference of the last two would. A curve with no row never "
+        "changed. A schedule that decays the learning rate to 0 flattens every curve by its "
+        "end: read it with the curves below."
     )
 
     md = [f"# {title}", ""] + [f"- {f}" for f in facts] + [""]
@@ -665,9 +681,9 @@ def paired_summary_lines(sweep: Sweep, evaluations: Mapping[int, dict[str, Any]]
     if converged:
         still = [f"{r['config']} {r['metric']}" for r in converged if not r["flattened"]]
         lines += [
-            f"Evaluation curves flattened (the last {round(TAIL * 100)} % of the steps moved the "
-            f"mean curve by ≤ {round(FLAT * 100)} % of its range): "
-            f"{len(converged) - len(still)} of {len(converged)}"
+            f"Evaluation curves flattened (the trend of the last {round(TREND * 100)} % of the "
+            f"steps moves the mean curve by ≤ {round(FLAT * 100)} % of its range over the last "
+            f"{round(TAIL * 100)} %): {len(converged) - len(still)} of {len(converged)}"
             + (f"; still moving: {', '.join(still)}" if still else ""),
             "",
         ]
