@@ -5,7 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -305,6 +310,39 @@ def test_a_cell_folder_with_another_run_is_refused(tiny, tmp_path):
             sweeps.plan(tiny, sweeps.build_axes(["mi.type=none,vem"], []), [0], out=tmp_path / "t"),
             jobs=1, log=lambda _: None, collect=True,
         )  # fmt: skip
+
+
+def test_sigterm_is_handled_as_ctrl_c_and_the_handler_is_restored():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(cli.Terminated), cli._sigterm_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at the next bytecode: never reached
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_terminated_sweep_stops_its_running_cell_and_exits_143(tiny, tmp_path):
+    # What a scheduler does at a job's time limit: SIGTERM to the sweep's process. Its cell runs
+    # in a session of its own, so only the sweep can stop it; it must not be left running.
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "vemkit", "sweep", str(tiny), "--grid", "mi.type=none",
+         "--seeds", "0", "--out", str(tmp_path / "sw"), "--set", "train.iterations=100000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    last = tmp_path / "sw" / "mi.type=none" / "seed0" / "checkpoints" / "last"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and sweep.poll() is None:
+        time.sleep(0.1)
+    assert sweep.poll() is None, sweep.stdout.read()
+    sweep.send_signal(signal.SIGTERM)
+    assert sweep.wait(timeout=60) == 128 + signal.SIGTERM
+    assert sweep.stdout.read().rstrip().endswith("terminated")
+    log = (tmp_path / "sw" / "logs" / "mi.type=none.seed0.run.log").read_text()
+    assert log.rstrip().endswith("interrupted"), log  # the cell stopped itself: no orphan
+    axes = sweeps.build_axes(["mi.type=none"], [])
+    again = sweeps.plan(tiny, axes, [0], out=tmp_path / "sw", overrides=["train.iterations=100000"])
+    cell = again.cells[0]
+    assert sweeps.cell_state(cell) == "partial"  # the same command continues it
 
 
 @pytest.mark.slow

@@ -7,9 +7,12 @@ Each command lives in ``vemkit/commands/<name>.py`` with ``add_parser(subparsers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 COMMANDS = (
     "validate",
@@ -83,6 +86,28 @@ def _command_in(argv: Sequence[str]) -> str | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, the signal a scheduler (Slurm at its time limit, Kubernetes, ``kill``) stops a
+    job with, raised where the program is, as Ctrl-C is: a run closes its logs and a sweep
+    stops its cells instead of leaving them running without it."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler (vemkit.main called from a thread)
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # Start-up: a command's own parser only (importing and building all ten costs several
@@ -99,12 +124,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plugin:
         registry.set_explicit_plugins(args.plugin)
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
     except VemkitError as exc:
         if args.debug:
             raise
         print(str(exc) if isinstance(exc, SpecError) else f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

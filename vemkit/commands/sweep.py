@@ -21,7 +21,8 @@ def add_parser(sub: Any) -> None:
         "arm per seed, its mean and 95 % t-interval, and the learning curves. The commands "
         "go to OUT/cells.json and OUT/commands.txt (one line per cell) so a cluster can run the "
         "same cells. Every cell is validated first. Run the same command again to continue: "
-        "finished cells are skipped, stopped ones resumed, current evaluations reused. An "
+        "finished cells are skipped, stopped ones resumed, current evaluations reused (Ctrl-C "
+        "or SIGTERM stops the running cells; they continue from their last checkpoint). An "
         "override that changes a component's type (mi.type=vid) keeps only the options the "
         "new type has.",
         examples="  vemkit sweep specs/quickstart.yaml --grid mi.type=none,vid,crd,vem "
