@@ -397,6 +397,8 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     assert rows["rising"]["flattened"] is False
     assert rows["noisy"]["tail_change"] == pytest.approx(0.0, abs=1e-12)
     assert rows["noisy"]["flattened"] is True
+    assert rows["flat"]["steps"] == [100, 200, 300, 400, 500]
+    assert rows["flat"]["mean"] == pytest.approx([10, 12, 13, 13.5, 13.6])
     header, body = convergence_cells([rows["flat"], rows["rising"]])
     assert body[1][-2:] == ["20.0 %", "no"] and header[-1] == "flattened (≤ 10 %)"
     assert body[0][2] == "100–500 (trend from 300)"

@@ -207,7 +207,8 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
     an evaluation from few samples is noisy, and a difference of two noisy points would call a
     curve that has stopped moving unfinished by chance (its range is noise too). Needs 3 points
     or more; a curve that never changed (a logged constant) is no learning curve and has no
-    row."""
+    row. Each row keeps the mean curve it judged (``steps``, ``mean``), so that ``sweep.json``
+    alone can be judged again by another rule."""
     from vemkit.report import curve_keys
 
     rows = []
@@ -241,6 +242,8 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
                     "range": spread,
                     "tail_share": share,
                     "flattened": share <= FLAT,
+                    "steps": [int(x) for x in xs],
+                    "mean": mean,
                 }
             )
     return rows
