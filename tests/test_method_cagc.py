@@ -118,6 +118,16 @@ def test_retrain_phases_groups_and_lazy_optimizers(reg, faces, tmp_path):
         cfg = program.groups[group].optimizer_config
         assert cfg["lr"] == pytest.approx(lr) and cfg["betas"] == pytest.approx(list(betas))
     assert lr == pytest.approx(0.002 * 2 / 3)
+    # StyleGAN2 keeps the rate constant unless the spec asks for a schedule
+    assert {program.groups[g].scheduler_config.type for g in ("student", "discriminator")} == {
+        "constant"
+    }
+    decayed = make_spec(
+        reg, config(faces, tmp_path / "d", training={"scheduler": {"type": "linear_decay"}})
+    )
+    program = stage_program(reg, decayed, "retrain")
+    for group in ("student", "discriminator"):
+        assert program.groups[group].scheduler_config.type == "linear_decay"
 
 
 def test_teacher_stage_trains_teacher_g_and_keeps_teacher_as_its_ema(reg, faces, tmp_path):

@@ -152,7 +152,7 @@ class CAGC:
             program.add_group(
                 DISCRIMINATOR,
                 optimizer=self._lazy_adam(r1_interval),
-                scheduler={"type": "constant"},
+                scheduler=t.scheduler,
             )
         program.add_module(
             DISCRIMINATOR,
@@ -183,7 +183,7 @@ class CAGC:
         program.configure_group(
             role,
             optimizer=self._lazy_adam(t.path_every if t.path_weight > 0 else 0),
-            scheduler={"type": "constant"},
+            scheduler=t.scheduler,
         )
         arch = getattr(spec, role).arch
         program.add_module(

@@ -60,6 +60,11 @@ class StyleGAN2TrainingOptions(Options):
     """Images per step assumed by the EMA decay 0.5^(ema_batch/(1000·half_life)); rosinality
     and CAGC fix it at 32 whatever the real batch size."""
 
+    scheduler: Annotated[dict[str, Any], Slot("scheduler")] = {"type": "constant"}
+    """Learning-rate schedule of the generator and the discriminator within each stage.
+    StyleGAN2 and CAGC keep the rate constant; a short run (the CPU ablation) may decay it
+    (``{type: linear_decay}``) so that its learning curves settle by the stage's end."""
+
 
 class ContentAwarePruningOptions(Options):
     """CAGC's content-aware pruning of a StyleGAN2 generator (``prune.py``): channel scores
