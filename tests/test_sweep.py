@@ -383,24 +383,37 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     rising = Config("rising", ["rising"], cells=[cell("r0", [10, 11, 12, 13, 14])])
     # Stopped early and noisy: its last two points differ by 40 % of its range, its trend is 0.
     noisy = Config("noisy", ["noisy"], cells=[cell("n0", [10, 12, 12.5, 11.5, 12.5, 12.5, 11.5])])
+    # Stopped learning at once: its range is noise, its trend 29 % of it, but that trend's 95 %
+    # interval (7 points, the line's standard error) includes 0.
+    wobbly = Config("wobbly", ["wobbly"],
+                    cells=[cell("w0", [13, 13.4, 12.8, 13.5, 12.6, 13.2, 12.5])])  # fmt: skip
     short = Config("short", ["short"], cells=[cell("s0", [10, 11])])
-    found = convergence_rows([flat, rising, noisy, short])
+    found = convergence_rows([flat, rising, noisy, wobbly, short])
     # kid_std: a spread, not a score; closed: a constant, no learning curve
     assert {r["metric"] for r in found} == {"eval/psnr"}
     rows = {r["config"]: r for r in found}
-    assert set(rows) == {"flat", "rising", "noisy"}  # two points are no curve
+    assert set(rows) == {"flat", "rising", "noisy", "wobbly"}  # two points are no curve
     assert rows["flat"]["seeds"] == 2 and rows["flat"]["trend_from_step"] == 300
     assert rows["flat"]["tail_change"] == pytest.approx(0.24)
     assert rows["flat"]["tail_share"] == pytest.approx(0.24 / 3.6)
     assert rows["flat"]["flattened"] is True
     assert rows["rising"]["tail_share"] == pytest.approx(0.2)
-    assert rows["rising"]["flattened"] is False
+    # a straight line: no residual, the interval is the change itself
+    assert rows["rising"]["tail_change_low"] == pytest.approx(0.8)
+    assert rows["rising"]["tail_change_high"] == pytest.approx(0.8)
+    assert rows["rising"]["change_shown"] is True and rows["rising"]["flattened"] is False
+    # flat's line through 3 points: residuals -1/15, 2/15, -1/15, slope se sqrt(0.0267/20000),
+    # t(0.975, 1) = 12.706: 0.24 +- 1.17
+    assert rows["flat"]["tail_change_low"] == pytest.approx(-0.9337, abs=1e-3)
+    assert rows["flat"]["tail_change_high"] == pytest.approx(1.4137, abs=1e-3)
+    assert rows["wobbly"]["tail_share"] == pytest.approx(0.288)
+    assert rows["wobbly"]["change_shown"] is False and rows["wobbly"]["flattened"] is True
     assert rows["noisy"]["tail_change"] == pytest.approx(0.0, abs=1e-12)
     assert rows["noisy"]["flattened"] is True
     assert rows["flat"]["steps"] == [100, 200, 300, 400, 500]
     assert rows["flat"]["mean"] == pytest.approx([10, 12, 13, 13.5, 13.6])
     header, body = convergence_cells([rows["flat"], rows["rising"]])
-    assert body[1][-2:] == ["20.0 %", "no"] and header[-1] == "flattened (≤ 10 %)"
+    assert body[1][-3:] == ["[+0.8, +0.8]", "20.0 %", "no"] and header[-1] == "flattened"
     assert body[0][2] == "100–500 (trend from 300)"
 
 

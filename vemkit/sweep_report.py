@@ -191,7 +191,8 @@ TAIL = 0.2
 curve has flattened."""
 FLAT = 0.1
 """A curve counts as flattened when its last part moved it by at most this fraction of its
-range (max − min over the run)."""
+range (max − min over the run), or when that move is not told apart from the evaluation noise
+(its ``CONFIDENCE`` interval includes 0)."""
 TREND = 0.5
 """The part of the curve (a fraction of the evaluated steps, at least 3 points) whose
 least-squares line estimates the last part's change."""
@@ -200,15 +201,21 @@ least-squares line estimates the last part's change."""
 def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
     """Per arm and evaluation metric logged during training: how much the last ``TAIL`` of the
     evaluated steps moved the mean curve over the seeds, as a fraction of the curve's range,
-    and whether that is at most ``FLAT`` (the curve has flattened).
+    with its ``CONFIDENCE`` interval, and whether the curve has flattened: the move is at most
+    ``FLAT`` of the range, or its interval includes 0.
 
     The change is the slope of the least-squares line through the last ``TREND`` of the mean
     curve times the last part's length in steps, not the difference of its last two points:
     an evaluation from few samples is noisy, and a difference of two noisy points would call a
     curve that has stopped moving unfinished by chance (its range is noise too). Needs 3 points
     or more; a curve that never changed (a logged constant) is no learning curve and has no
-    row. Each row keeps the mean curve it judged (``steps``, ``mean``), so that ``sweep.json``
-    alone can be judged again by another rule."""
+    row. The interval is the t-interval of the line's slope (its standard error from the
+    residuals, n − 2 degrees of freedom) times the same length: a curve that has stopped
+    learning early has a range made of noise, and a share of it says nothing unless the move
+    stands out of that noise. Each row keeps the mean curve it judged (``steps``, ``mean``),
+    so that ``sweep.json`` alone can be judged again by another rule."""
+    from scipy import stats
+
     from vemkit.report import curve_keys
 
     rows = []
@@ -225,9 +232,16 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
             trend_from = min(
                 len(xs) - 3, min(i for i, x in enumerate(xs) if x >= xs[-1] - TREND * span)
             )
-            slope, _ = statistics.linear_regression(xs[trend_from:], mean[trend_from:])
+            x, y = xs[trend_from:], mean[trend_from:]
+            slope, intercept = statistics.linear_regression(x, y)
+            residual = sum((b - intercept - slope * a) ** 2 for a, b in zip(x, y, strict=True))
+            x_mean = statistics.fmean(x)
+            slope_se = math.sqrt(residual / (len(x) - 2) / sum((a - x_mean) ** 2 for a in x))
+            half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 2)) * slope_se
             tail = slope * TAIL * span
+            low, high = (slope - half) * TAIL * span, (slope + half) * TAIL * span
             share = abs(tail) / spread
+            shown = low > 0 or high < 0
             rows.append(
                 {
                     "config": config.name,
@@ -239,9 +253,12 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
                     "first": mean[0],
                     "last": mean[-1],
                     "tail_change": tail,
+                    "tail_change_low": low,
+                    "tail_change_high": high,
                     "range": spread,
                     "tail_share": share,
-                    "flattened": share <= FLAT,
+                    "change_shown": shown,
+                    "flattened": share <= FLAT or not shown,
                     "steps": [int(x) for x in xs],
                     "mean": mean,
                 }
@@ -250,8 +267,8 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
 
 
 def convergence_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["arm", "metric", "steps", "first", "last", "last-part change", "of range",
-              f"flattened (≤ {round(FLAT * 100)} %)"]  # fmt: skip
+    header = ["arm", "metric", "steps", "first", "last", "last-part change",
+              f"{round(CONFIDENCE * 100)} % interval", "of range", "flattened"]  # fmt: skip
     body = [
         [
             r["config"],
@@ -260,6 +277,7 @@ def convergence_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[l
             _num(r["first"]),
             _num(r["last"]),
             _signed(r["tail_change"]),
+            f"[{_signed(r['tail_change_low'])}, {_signed(r['tail_change_high'])}]",
             f"{100 * r['tail_share']:.1f} %",
             "yes" if r["flattened"] else "no",
         ]
@@ -524,10 +542,13 @@ def write_report(
     flat_about = (
         f"The mean evaluation curve of each arm over its seeds: how much the last "
         f"{round(TAIL * 100)} % of the evaluated steps moved it, as a share of the curve's range "
-        f"(max − min); at most {round(FLAT * 100)} % counts as flattened. The change is the "
-        f"slope of the least-squares line through the last {round(TREND * 100)} % of the curve "
-        f"(3 points at least) times the last part's length, which a noisy evaluation point "
-        "moves less than a difference of the last two would. A curve with no row never "
+        f"(max − min). The change is the slope of the least-squares line through the last "
+        f"{round(TREND * 100)} % of the curve (3 points at least) times the last part's "
+        "length, which a noisy evaluation point moves less than a difference of the last two "
+        f"would; its {round(CONFIDENCE * 100)} % interval comes from the line's standard error. "
+        f"A curve has flattened when the change is at most {round(FLAT * 100)} % of the range "
+        "or its interval includes 0 (a move not told apart from the evaluation noise: a curve "
+        "that stopped learning early has a range of noise). A curve with no row never "
         "changed. A schedule that decays the learning rate to 0 flattens every curve by its "
         "end: read it with the curves below."
     )
@@ -686,7 +707,8 @@ def paired_summary_lines(sweep: Sweep, evaluations: Mapping[int, dict[str, Any]]
         lines += [
             f"Evaluation curves flattened (the trend of the last {round(TREND * 100)} % of the "
             f"steps moves the mean curve by ≤ {round(FLAT * 100)} % of its range over the last "
-            f"{round(TAIL * 100)} %): {len(converged) - len(still)} of {len(converged)}"
+            f"{round(TAIL * 100)} %, or by a change whose {round(CONFIDENCE * 100)} % interval "
+            f"includes 0): {len(converged) - len(still)} of {len(converged)}"
             + (f"; still moving: {', '.join(still)}" if still else ""),
             "",
         ]
