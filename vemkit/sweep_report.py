@@ -232,14 +232,12 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
             trend_from = min(
                 len(xs) - 3, min(i for i, x in enumerate(xs) if x >= xs[-1] - TREND * span)
             )
-            x, y = xs[trend_from:], mean[trend_from:]
-            slope, intercept = statistics.linear_regression(x, y)
-            residual = sum((b - intercept - slope * a) ** 2 for a, b in zip(x, y, strict=True))
-            x_mean = statistics.fmean(x)
-            slope_se = math.sqrt(residual / (len(x) - 2) / sum((a - x_mean) ** 2 for a in x))
-            half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 2)) * slope_se
-            tail = slope * TAIL * span
-            low, high = (slope - half) * TAIL * span, (slope + half) * TAIL * span
+            line = stats.linregress(xs[trend_from:], mean[trend_from:])
+            dof = len(xs) - trend_from - 2
+            half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * line.stderr)
+            length = TAIL * span
+            tail = float(line.slope) * length
+            low, high = tail - half * length, tail + half * length
             share = abs(tail) / spread
             shown = low > 0 or high < 0
             rows.append(
@@ -259,7 +257,7 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
                     "tail_share": share,
                     "change_shown": shown,
                     "flattened": share <= FLAT or not shown,
-                    "steps": [int(x) for x in xs],
+                    "steps": [int(step) for step in xs],
                     "mean": mean,
                 }
             )
