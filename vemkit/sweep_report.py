@@ -50,13 +50,19 @@ class Paired:
     excludes_zero: bool
 
 
+def t_half_width(stderr: float, dof: int, confidence: float = CONFIDENCE) -> float:
+    """Half-width of the two-sided ``confidence`` Student-t interval of an estimate with this
+    standard error and these degrees of freedom."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, dof)) * stderr
+
+
 def paired_difference(
     arm: Mapping[int, float], reference: Mapping[int, float], confidence: float = CONFIDENCE
 ) -> Paired:
     """Per-seed differences ``arm[s] − reference[s]`` over the seeds with finite scores in both,
     their mean and the two-sided t-interval of the mean."""
-    from scipy import stats
-
     seeds = sorted(
         s for s in arm if s in reference and math.isfinite(arm[s]) and math.isfinite(reference[s])
     )
@@ -68,7 +74,7 @@ def paired_difference(
     if n < 2:
         return Paired(1, seeds, diffs, mean, math.nan, math.nan, math.nan, confidence, False)
     sd = statistics.stdev(diffs)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_half_width(sd / math.sqrt(n), n - 1, confidence)
     low, high = mean - half, mean + half
     return Paired(n, seeds, diffs, mean, sd, low, high, confidence, low > 0 or high < 0)
 
@@ -234,7 +240,7 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
             )
             line = stats.linregress(xs[trend_from:], mean[trend_from:])
             dof = len(xs) - trend_from - 2
-            half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * line.stderr)
+            half = t_half_width(float(line.stderr), dof)
             length = TAIL * span
             tail = float(line.slope) * length
             low, high = tail - half * length, tail + half * length
