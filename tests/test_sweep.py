@@ -435,3 +435,16 @@ def test_the_compact_table_has_an_arm_per_row_and_marks_what_the_seeds_show():
     assert header == ["arm", "psnr ↑", "fid ↓"]
     assert body[0] == ["vem", "**+0.5 [+0.1, +0.9]** (better)", "+2.000 [-1.000, +5.000]"]
     assert body[1] == ["vid", "**-0.5 [-0.9, -0.1]** (worse)", "-"]
+
+
+def test_scores_table_drops_a_spread_that_is_zero_everywhere():
+    from vemkit.sweep_report import Config, scores_cells
+
+    a = Config("none", ["none"], scores={"fid": {0: 300.0, 1: 310.0}, "kid_std": {0: 0.0, 1: 0.0}})
+    b = Config("vem", ["vem"], scores={"fid": {0: 305.0, 1: 290.0}, "kid_std": {0: 0.0, 1: 0.0}})
+    header, body = scores_cells([a, b])
+    assert header == ["arm", "seeds", "fid"]
+    assert body[0][2] == "305.0 ± 7.1" and body[1][2] == "297.5 ± 10.6"
+    b.scores["kid_std"][1] = 0.002
+    header, body = scores_cells([a, b])
+    assert header == ["arm", "seeds", "fid", "kid_std"]

@@ -377,6 +377,13 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
     metrics: list[str] = []
     for c in configs:
         metrics += [k for k in c.scores if k not in metrics]
+    # A spread that is 0 in every cell (KID from as many samples as its subsets hold: every
+    # subset is the whole set) says nothing; its column would only read "0 ± 0".
+    metrics = [
+        k
+        for k in metrics
+        if is_score(k) or any(v != 0 for c in configs for v in (c.scores.get(k) or {}).values())
+    ]
     header = ["arm", "seeds", *metrics]
     body = []
     for c in configs:
