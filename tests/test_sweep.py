@@ -437,10 +437,10 @@ def test_the_compact_table_has_an_arm_per_row_and_marks_what_the_seeds_show():
     assert body[1] == ["vid", "**-0.5 [-0.9, -0.1]** (worse)", "-"]
 
 
-def test_scores_table_drops_a_spread_that_is_zero_everywhere():
+def test_scores_table_drops_a_spread_that_rounds_to_zero_everywhere():
     from vemkit.sweep_report import Config, scores_cells
 
-    a = Config("none", ["none"], scores={"fid": {0: 300.0, 1: 310.0}, "kid_std": {0: 0.0, 1: 0.0}})
+    a = Config("none", ["none"], scores={"fid": {0: 300.0, 1: 310.0}, "kid_std": {0: 1e-7, 1: 0.0}})
     b = Config("vem", ["vem"], scores={"fid": {0: 305.0, 1: 290.0}, "kid_std": {0: 0.0, 1: 0.0}})
     header, body = scores_cells([a, b])
     assert header == ["arm", "seeds", "fid"]

@@ -377,12 +377,14 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
     metrics: list[str] = []
     for c in configs:
         metrics += [k for k in c.scores if k not in metrics]
-    # A spread that is 0 in every cell (KID from as many samples as its subsets hold: every
-    # subset is the whole set) says nothing; its column would only read "0 ± 0".
+    # A spread that rounds to 0 in every cell says nothing: KID from as many samples as its
+    # subsets hold has every subset the whole set, and a std of float rounding (~1e-7) that the
+    # table would print as "0.0000 ± 0.0000".
     metrics = [
         k
         for k in metrics
-        if is_score(k) or any(v != 0 for c in configs for v in (c.scores.get(k) or {}).values())
+        if is_score(k)
+        or any(abs(v) >= 5e-5 for c in configs for v in (c.scores.get(k) or {}).values())
     ]
     header = ["arm", "seeds", *metrics]
     body = []
