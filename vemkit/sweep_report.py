@@ -30,6 +30,8 @@ from vemkit.sweep import RESULTS_FILE, Cell, Sweep, planned_iterations
 
 REPORT_DIR = "report"
 CONFIDENCE = 0.95
+SCORE_DIGITS = 4
+"""Decimals of a score below 100 in the scores table (one decimal from 100 up)."""
 
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -147,6 +149,14 @@ def reference_of(sweep: Sweep, config: Config) -> str | None:
     return "+".join(arms)
 
 
+def metric_keys(configs: Sequence[Config]) -> list[str]:
+    """Every metric the configs were scored on, in the order they first appear."""
+    keys: list[str] = []
+    for c in configs:
+        keys += [k for k in c.scores if k not in keys]
+    return keys
+
+
 def is_score(key: str) -> bool:
     """Whether a metric key is a score to compare: ``kid_std`` and the like are the spread of
     an estimate (the statistics and the convergence table skip them)."""
@@ -158,11 +168,8 @@ def statistics_table(
 ) -> list[dict[str, Any]]:
     """One record per (metric, arm combination other than the reference)."""
     by_name = {c.name: c for c in configs}
-    metrics: list[str] = []
-    for c in configs:
-        metrics += [k for k in c.scores if k not in metrics]
     rows = []
-    for key in [k for k in metrics if is_score(k)]:
+    for key in [k for k in metric_keys(configs) if is_score(k)]:
         for config in configs:
             ref_name = reference_of(sweep, config)
             if ref_name is None or ref_name not in by_name:
@@ -374,17 +381,15 @@ def compact_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[
 def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]:
     from vemkit.report import format_values
 
-    metrics: list[str] = []
-    for c in configs:
-        metrics += [k for k in c.scores if k not in metrics]
     # A spread that rounds to 0 in every cell says nothing: KID from as many samples as its
     # subsets hold has every subset the whole set, and a std of float rounding (~1e-7) that the
     # table would print as "0.0000 ± 0.0000".
+    shown = 0.5 * 10**-SCORE_DIGITS
     metrics = [
         k
-        for k in metrics
+        for k in metric_keys(configs)
         if is_score(k)
-        or any(abs(v) >= 5e-5 for c in configs for v in (c.scores.get(k) or {}).values())
+        or any(abs(v) >= shown for c in configs for v in (c.scores.get(k) or {}).values())
     ]
     header = ["arm", "seeds", *metrics]
     body = []
@@ -392,7 +397,7 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
         cells = [c.name, ",".join(str(x.seed) for x in c.cells)]
         for key in metrics:
             values = [v for v in (c.scores.get(key) or {}).values() if math.isfinite(v)]
-            digits = 1 if values and max(abs(v) for v in values) >= 100 else 4
+            digits = 1 if values and max(abs(v) for v in values) >= 100 else SCORE_DIGITS
             cells.append(format_values(values, digits) if values else "-")
         body.append(cells)
     return header, body
