@@ -288,6 +288,11 @@ def test_a_2x2_sweep_runs_resumes_and_reports_paired_statistics(tiny, tmp_path):
     assert "## Paired differences to the reference" in md and "| psnr ↑ | mi.type=vem |" in md
     assert "curves_train.png" in md and (out / "report" / "curves_train.png").is_file()
     assert "Paired differences" in (out / "report" / "report.html").read_text()
+    # Every cell's training time, from its metrics.jsonl (the resumed cell's two processes).
+    for config in report["configs"]:
+        assert set(config["train_seconds"]) == {"0", "1"}
+        assert all(0 < s < 600 for s in config["train_seconds"].values())
+    assert "| # | cell | training (min) | run directory |" in md
 
     # Again: nothing is trained or evaluated; the same statistics.
     said.clear()
@@ -415,6 +420,19 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     header, body = convergence_cells([rows["flat"], rows["rising"]])
     assert body[1][-3:] == ["[+0.8, +0.8]", "20.0 %", "no"] and header[-1] == "flattened"
     assert body[0][2] == "100–500 (trend from 300)"
+
+
+def test_training_time_sums_the_clocks_of_a_resumed_runs_processes():
+    from vemkit.sweep_report import _minutes_range, training_seconds
+
+    # A process logged to 30 s, was stopped, and its resume logged 0..50 s: 80 s; evaluation
+    # lines (no time) and booleans are not times.
+    log = [{"step": 1, "time": 10.0}, {"step": 2, "time": 30.0}, {"step": 2, "eval/psnr": 9},
+           {"step": 3, "time": 5.0}, {"step": 4, "time": 50.0, "flag": True}]  # fmt: skip
+    assert training_seconds(log) == pytest.approx(80.0)
+    assert training_seconds([{"step": 1, "eval/psnr": 9}, {"step": 2, "time": True}]) is None
+    assert _minutes_range([564.0, 600.0, 590.0]) == "9.4–10.0"
+    assert _minutes_range([600.0, 601.0]) == "10.0" and _minutes_range([]) == "-"
 
 
 def test_the_compact_table_has_an_arm_per_row_and_marks_what_the_seeds_show():

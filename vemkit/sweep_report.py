@@ -21,7 +21,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,35 @@ class Config:
             runs = [load_run(cell.run_dir) for cell in self.cells if cell.run_dir.is_dir()]
             self._logs = (runs, [_by_step(r) for r in runs])
         return self._logs
+
+    def train_seconds(self) -> dict[int, float]:
+        """seed → how long that cell trained (:func:`training_seconds`), for the cells that
+        logged times."""
+        runs, _ = self.logs()
+        by_dir = {r.recipe or r.path: r for r in runs}
+        seconds = {}
+        for cell in self.cells:
+            run = by_dir.get(cell.run_dir)
+            took = training_seconds(run.log) if run is not None else None
+            if took is not None:
+                seconds[cell.seed] = took
+        return seconds
+
+
+def training_seconds(log: Sequence[Mapping[str, Any]]) -> float | None:
+    """How long a run trained: the ``time`` of its last training line, summed over the
+    processes that wrote the log (a resumed run's clock starts again at 0, so each drop of
+    ``time`` closes one process's share; the steps a stopped process lost are not counted).
+    The evaluation after training is not in it. None when no line has a time."""
+    total, last = 0.0, None
+    for line in log:
+        now = line.get("time")
+        if not isinstance(now, int | float) or isinstance(now, bool):
+            continue
+        if last is not None and now < last:
+            total += last
+        last = float(now)
+    return None if last is None else total + last
 
 
 def gather(
@@ -391,7 +420,9 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
         if is_score(k)
         or any(abs(v) >= shown for c in configs for v in (c.scores.get(k) or {}).values())
     ]
-    header = ["arm", "seeds", *metrics]
+    took = {c.name: c.train_seconds() for c in configs}
+    timed = any(took.values())
+    header = ["arm", "seeds", *metrics, *(["training (min)"] if timed else [])]
     body = []
     for c in configs:
         cells = [c.name, ",".join(str(x.seed) for x in c.cells)]
@@ -399,7 +430,33 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
             values = [v for v in (c.scores.get(key) or {}).values() if math.isfinite(v)]
             digits = 1 if values and max(abs(v) for v in values) >= 100 else SCORE_DIGITS
             cells.append(format_values(values, digits) if values else "-")
+        if timed:
+            cells.append(_minutes_range(took[c.name].values()))
         body.append(cells)
+    return header, body
+
+
+def _minutes_range(seconds: Iterable[float]) -> str:
+    """``low–high`` minutes (one value when they agree to a tenth), ``-`` for none."""
+    shown = sorted({f"{s / 60:.1f}" for s in seconds}, key=float)
+    if not shown:
+        return "-"
+    return shown[0] if len(shown) == 1 else f"{shown[0]}–{shown[-1]}"
+
+
+def cell_cells(sweep: Sweep, configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]:
+    """One row per cell: its index, name, training time and run directory."""
+    took = {(c.name, seed): s for c in configs for seed, s in c.train_seconds().items()}
+    header = ["#", "cell", "training (min)", "run directory"]
+    body = [
+        [
+            str(cell.index),
+            cell.name,
+            _minutes_range([took[key]] if (key := (cell.config, cell.seed)) in took else []),
+            str(cell.run_dir),
+        ]
+        for cell in sweep.cells
+    ]
     return header, body
 
 
@@ -557,6 +614,7 @@ def write_report(
     a_head, a_body = scores_cells(configs)
     c_head, c_body = convergence_cells(converged)
     k_head, k_body = compact_cells(rows)
+    cell_head, cell_body = cell_cells(sweep, configs)
     flat_about = (
         f"The mean evaluation curve of each arm over its seeds: how much the last "
         f"{round(TAIL * 100)} % of the evaluated steps moved it, as a share of the curve's range "
@@ -598,12 +656,14 @@ def write_report(
                 f"![{kind}]({figures[kind].name})",
                 "",
             ]
-    md += ["## Cells", "", "Each line of `commands.txt` trains and evaluates one cell:", ""]
+    cells_about = (
+        "Each line of `commands.txt` trains and evaluates one cell. Its training time runs "
+        "from the start to the last logged training step, summed over the processes that "
+        "resumed it; the evaluation after training is not in it."
+    )
+    md += ["## Cells", "", cells_about, ""]
     md += [
-        markdown_table(
-            ["#", "cell", "run directory"],
-            [[str(c.index), c.name, str(c.run_dir)] for c in sweep.cells],
-        ),
+        markdown_table(cell_head, cell_body),
         "",
     ]
     paths = {"md": write_text_atomic(out / "report.md", "\n".join(md))}
@@ -639,10 +699,8 @@ def write_report(
             ]
     body += [
         "<h2>Cells</h2>",
-        table(
-            ["#", "cell", "run directory"],
-            [[str(c.index), c.name, str(c.run_dir)] for c in sweep.cells],
-        ),
+        f'<p class="note">{e(cells_about)}</p>',
+        table(cell_head, cell_body),
     ]
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -667,6 +725,7 @@ def write_report(
                 "name": c.name,
                 "arms": c.arms,
                 "scores": {k: {str(s): v for s, v in d.items()} for k, d in c.scores.items()},
+                "train_seconds": {str(s): v for s, v in c.train_seconds().items()},
             }
             for c in configs
         ],
