@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -468,6 +469,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     """``runner``: the sweep's process runner (None: ``python -m vemkit`` processes)."""
+    from vemkit.cli import Terminated, sigterm_interrupts
     from vemkit.errors import VemkitError
 
     args = parse_args(argv)
@@ -481,14 +483,21 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     started = _timing.now()
     done = []
     try:
-        for method, name in pairs(args.methods, args.tasks):
-            done.append(
-                (method, TASKS[name], sweep_one(
-                    setting, TASKS[name], method, args, log=log, runner=runner))
-            )  # fmt: skip
+        with sigterm_interrupts():  # SIGTERM stops the running cells, as Ctrl-C does
+            for method, name in pairs(args.methods, args.tasks):
+                done.append(
+                    (method, TASKS[name], sweep_one(
+                        setting, TASKS[name], method, args, log=log, runner=runner))
+                )  # fmt: skip
     except VemkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("terminated: run the same command again to continue", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to continue", file=sys.stderr)
+        return 130
     if args.dry_run:
         return 0
     wall = _timing.now() - started

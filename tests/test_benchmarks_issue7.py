@@ -136,6 +136,38 @@ def test_ablation_sweeps_trains_the_teacher_once_and_resumes(tmp_path, capsys):
     assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in result["cells"]]
 
 
+def test_a_terminated_ablation_exits_143_and_restores_the_handler(tmp_path, capsys):
+    # SIGTERM (a scheduler's time limit, `kill`) while a cell trains: the benchmark stops like
+    # `vemkit sweep` does (the cells run in sessions of their own: killed outright, it would
+    # leave them running) and says how to continue.
+    import os
+    import signal
+    import time
+
+    data = tmp_path / "e2s"
+    _write_aligned(data, "train", 2, 32, seed=0)
+    _write_aligned(data, "test", 2, 32, seed=1)
+    started: list[list[str]] = []
+
+    def terminated_while_training(args: list[str], log: Path) -> int:
+        started.append(args)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at the next bytecode: never reached
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    argv = [
+        "--tasks", "edges2shoes-fmnist", "--arms", "none", "--seeds", "0",
+        "--set", f"data.train.root={data}", "--set", f"data.eval.root={data}",
+        "--runs", str(tmp_path / "runs"), "--output", str(tmp_path / "a.json"), "--quiet",
+    ]  # fmt: skip
+    assert ablation.main(argv, runner=terminated_while_training) == 128 + signal.SIGTERM
+    assert len(started) == 1 and started[0][0] == "run"  # the teacher's run, then nothing
+    assert "terminated: run the same command again" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not (tmp_path / "a.json").exists()
+
+
 def test_ablation_rejects_an_override_for_an_unknown_arm():
     with pytest.raises(SystemExit):
         ablation.parse_args(["--mi-set", "vdi", "mi.weight=0.2"])

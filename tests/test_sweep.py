@@ -319,7 +319,7 @@ def test_a_cell_folder_with_another_run_is_refused(tiny, tmp_path):
 
 def test_sigterm_is_handled_as_ctrl_c_and_the_handler_is_restored():
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(cli.Terminated), cli._sigterm_interrupts():
+    with pytest.raises(cli.Terminated), cli.sigterm_interrupts():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler raises at the next bytecode: never reached
     assert signal.getsignal(signal.SIGTERM) is before

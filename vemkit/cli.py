@@ -97,7 +97,11 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
+    """Within it, SIGTERM raises :class:`Terminated` where the program is, as Ctrl-C raises
+    ``KeyboardInterrupt``; the previous handler comes back after. For any program that starts
+    sweep cells (the benchmarks too): a cell runs in a session of its own, so only its sweep
+    can stop it, and a sweep killed outright would leave it running."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set a handler (vemkit.main called from a thread)
         return
@@ -124,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plugin:
         registry.set_explicit_plugins(args.plugin)
     try:
-        with _sigterm_interrupts():
+        with sigterm_interrupts():
             return int(args.func(args) or 0)
     except VemkitError as exc:
         if args.debug:
