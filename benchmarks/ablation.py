@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -469,7 +468,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     """``runner``: the sweep's process runner (None: ``python -m vemkit`` processes)."""
-    from vemkit.cli import Terminated, sigterm_interrupts
+    from vemkit.cli import sigterm_interrupts, stopped
     from vemkit.errors import VemkitError
 
     args = parse_args(argv)
@@ -492,12 +491,8 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     except VemkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Terminated:
-        print("terminated: run the same command again to continue", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return stopped(exc, ": run the same command again to continue")
     if args.dry_run:
         return 0
     wall = _timing.now() - started

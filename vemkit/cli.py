@@ -92,6 +92,15 @@ class Terminated(KeyboardInterrupt):
     stops its cells instead of leaving them running without it."""
 
 
+def stopped(exc: KeyboardInterrupt, hint: str = "") -> int:
+    """Say on stderr that a command was stopped (``terminated`` for SIGTERM, ``interrupted``
+    for Ctrl-C, ``hint`` after it) and return its exit code: 143 or 130, as a shell reports a
+    process those signals ended."""
+    terminated = isinstance(exc, Terminated)
+    print(("terminated" if terminated else "interrupted") + hint, file=sys.stderr)
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
@@ -135,12 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(str(exc) if isinstance(exc, SpecError) else f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return stopped(exc)
 
 
 def entry() -> None:

@@ -15,6 +15,7 @@ and ``OUT/sweep.json`` with every cell's scores and every statistic.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
 import os
@@ -116,9 +117,10 @@ class Config:
             self._logs = (runs, [_by_step(r) for r in runs])
         return self._logs
 
+    @functools.cached_property
     def train_seconds(self) -> dict[int, float]:
         """seed → how long that cell trained (:func:`training_seconds`), for the cells that
-        logged times."""
+        logged times; read once for the tables and ``sweep.json``."""
         runs, _ = self.logs()
         by_dir = {r.recipe or r.path: r for r in runs}
         seconds = {}
@@ -420,8 +422,7 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
         if is_score(k)
         or any(abs(v) >= shown for c in configs for v in (c.scores.get(k) or {}).values())
     ]
-    took = {c.name: c.train_seconds() for c in configs}
-    timed = any(took.values())
+    timed = any(c.train_seconds for c in configs)
     header = ["arm", "seeds", *metrics, *(["training (min)"] if timed else [])]
     body = []
     for c in configs:
@@ -431,7 +432,7 @@ def scores_cells(configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]
             digits = 1 if values and max(abs(v) for v in values) >= 100 else SCORE_DIGITS
             cells.append(format_values(values, digits) if values else "-")
         if timed:
-            cells.append(_minutes_range(took[c.name].values()))
+            cells.append(_minutes_range(c.train_seconds.values()))
         body.append(cells)
     return header, body
 
@@ -446,18 +447,13 @@ def _minutes_range(seconds: Iterable[float]) -> str:
 
 def cell_cells(sweep: Sweep, configs: Sequence[Config]) -> tuple[list[str], list[list[str]]]:
     """One row per cell: its index, name, training time and run directory."""
-    took = {(c.name, seed): s for c in configs for seed, s in c.train_seconds().items()}
-    header = ["#", "cell", "training (min)", "run directory"]
-    body = [
-        [
-            str(cell.index),
-            cell.name,
-            _minutes_range([took[key]] if (key := (cell.config, cell.seed)) in took else []),
-            str(cell.run_dir),
-        ]
-        for cell in sweep.cells
-    ]
-    return header, body
+    took = {c.name: c.train_seconds for c in configs}
+    body = []
+    for cell in sweep.cells:
+        seconds = took.get(cell.config, {}).get(cell.seed)
+        minutes = _minutes_range([] if seconds is None else [seconds])
+        body.append([str(cell.index), cell.name, minutes, str(cell.run_dir)])
+    return ["#", "cell", "training (min)", "run directory"], body
 
 
 def _by_step(run: Any) -> dict[int, dict[str, Any]]:
@@ -725,7 +721,7 @@ def write_report(
                 "name": c.name,
                 "arms": c.arms,
                 "scores": {k: {str(s): v for s, v in d.items()} for k, d in c.scores.items()},
-                "train_seconds": {str(s): v for s, v in c.train_seconds().items()},
+                "train_seconds": {str(s): v for s, v in c.train_seconds.items()},
             }
             for c in configs
         ],
