@@ -308,6 +308,23 @@ def test_empty_pool_state_and_size_mismatch():
         L.ImagePool(5).load_state_dict(empty)
 
 
+def test_pools_state_dict_keys_by_method_and_side_and_skips_missing_pools():
+    pools = {"A": L.ImagePool(2, seed=1), "B": L.ImagePool(2, seed=2)}
+    pools["A"].query(_images(2, 5.0))
+    saved = L.pools_state_dict(pools, "cat")
+    assert sorted(saved) == ["cat.pool.A", "cat.pool.B"]
+    assert (
+        saved["cat.pool.A"]["images"].shape[0] == 2 and saved["cat.pool.B"]["images"].numel() == 0
+    )
+
+    fresh = {"A": L.ImagePool(2, seed=9), "B": L.ImagePool(2, seed=9)}
+    fresh["B"].query(_images(1, 7.0))
+    L.load_pools_state_dict(fresh, "cat", {"cat.pool.A": saved["cat.pool.A"]})
+    assert torch.equal(torch.stack(fresh["A"].images), torch.stack(pools["A"].images))
+    assert len(fresh["B"]) == 1  # no saved state for B: left as it was
+    assert L.pools_state_dict({}, "gc") == {}
+
+
 # -- the per-teacher bundle -----------------------------------------------------------------------
 
 

@@ -48,7 +48,13 @@ from vemkit.errors import VemkitError
 from vemkit_plugins.archs.inception import InceptionGenerator
 from vemkit_plugins.methods.cat_losses import ka_distill_loss
 from vemkit_plugins.methods.kd import probe_discriminator
-from vemkit_plugins.methods.omgd_losses import ImagePool, gan_loss_d, gan_loss_g
+from vemkit_plugins.methods.omgd_losses import (
+    ImagePool,
+    gan_loss_d,
+    gan_loss_g,
+    load_pools_state_dict,
+    pools_state_dict,
+)
 from vemkit_plugins.methods.recipe_options import CATOptions
 
 __all__ = [
@@ -791,15 +797,11 @@ class CAT:
     # -- state ---------------------------------------------------------------------------------
     @hookimpl
     def vemkit_state_dict(self, program: Any) -> dict[str, Any] | None:
-        saved = {f"cat.pool.{side}": pool.state_dict() for side, pool in self.pools.items()}
-        return saved or None
+        return pools_state_dict(self.pools, "cat") or None
 
     @hookimpl
     def vemkit_load_state_dict(self, program: Any, state: dict[str, Any]) -> None:
-        for side, pool in self.pools.items():
-            saved = state.get(f"cat.pool.{side}")
-            if saved is not None:
-                pool.load_state_dict(saved)
+        load_pools_state_dict(self.pools, "cat", state)
 
 
 def build(options: CATOptions, **context: Any) -> CAT:

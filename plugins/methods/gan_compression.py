@@ -50,7 +50,11 @@ from vemkit.engine.recipe import StepResult
 from vemkit.engine.state import State
 from vemkit.errors import VemkitError
 from vemkit_plugins.methods.kd import d_fake_loss, d_real_loss, g_loss, probe_discriminator
-from vemkit_plugins.methods.omgd_losses import ImagePool
+from vemkit_plugins.methods.omgd_losses import (
+    ImagePool,
+    load_pools_state_dict,
+    pools_state_dict,
+)
 from vemkit_plugins.methods.recipe_options import GanCompressionOptions
 
 __all__ = [
@@ -415,16 +419,11 @@ class GanCompression:
 
     @hookimpl
     def vemkit_state_dict(self, program: Any) -> dict[str, Any] | None:
-        if not self.pools:
-            return None
-        return {f"gc.pool.{side}": pool.state_dict() for side, pool in self.pools.items()}
+        return pools_state_dict(self.pools, "gc") or None
 
     @hookimpl
     def vemkit_load_state_dict(self, program: Any, state: dict[str, Any]) -> None:
-        for side, pool in self.pools.items():
-            saved = state.get(f"gc.pool.{side}")
-            if saved is not None:
-                pool.load_state_dict(saved)
+        load_pools_state_dict(self.pools, "gc", state)
 
     @hookimpl
     def vemkit_check(self, program: Any, spec: Any) -> list[str]:

@@ -65,7 +65,9 @@ from vemkit_plugins.methods.omgd_losses import (
     gan_loss_g,
     gram,
     gram_style_loss,
+    load_pools_state_dict,
     make_cd_adapter,
+    pools_state_dict,
     ssim_loss,
     tv_loss,
 )
@@ -625,19 +627,14 @@ class OMGD:
     # -- state ---------------------------------------------------------------------------------
     @hookimpl
     def vemkit_state_dict(self, program: Any) -> dict[str, Any] | None:
-        saved: dict[str, Any] = {
-            f"omgd.pool.{side}": pool.state_dict() for side, pool in self.pools.items()
-        }
+        saved = pools_state_dict(self.pools, "omgd")
         if self.schedule is not None:
             saved.update(self.schedule.state_dict())
         return saved or None
 
     @hookimpl
     def vemkit_load_state_dict(self, program: Any, state: dict[str, Any]) -> None:
-        for side, pool in self.pools.items():
-            saved = state.get(f"omgd.pool.{side}")
-            if saved is not None:
-                pool.load_state_dict(saved)
+        load_pools_state_dict(self.pools, "omgd", state)
         if self.schedule is not None:
             self.schedule.load_state_dict(state, program.device)
 

@@ -316,3 +316,20 @@ class ImagePool:
         stored = state["images"]
         self.images = [im.clone() for im in stored] if stored.numel() else []
         self.generator.set_state(state["rng"].to(torch.uint8).cpu())
+
+
+def pools_state_dict(pools: Mapping[str, ImagePool], prefix: str) -> dict[str, Any]:
+    """Every pool's :meth:`ImagePool.state_dict` under ``"<prefix>.pool.<side>"``, the keys a
+    method returns from ``vemkit_state_dict`` so that a resumed run draws the same fakes."""
+    return {f"{prefix}.pool.{side}": pool.state_dict() for side, pool in pools.items()}
+
+
+def load_pools_state_dict(
+    pools: Mapping[str, ImagePool], prefix: str, state: Mapping[str, Any]
+) -> None:
+    """Restore what :func:`pools_state_dict` saved; a pool missing from ``state`` (a run saved
+    before it had one) keeps its fresh state."""
+    for side, pool in pools.items():
+        saved = state.get(f"{prefix}.pool.{side}")
+        if saved is not None:
+            pool.load_state_dict(saved)
