@@ -393,11 +393,15 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     wobbly = Config("wobbly", ["wobbly"],
                     cells=[cell("w0", [13, 13.4, 12.8, 13.5, 12.6, 13.2, 12.5])])  # fmt: skip
     short = Config("short", ["short"], cells=[cell("s0", [10, 11])])
-    found = convergence_rows([flat, rising, noisy, wobbly, short])
+    # Bends flat: the line through its last half (600..1100) rises 0.0028 per step, 0.56 over
+    # the last 200 steps; the last part's three points alone (900..1100) lie on a line of 0.2.
+    bends = [0, 4, 7, 9, 10.5, 11.5, 12.2, 12.6, 12.8, 12.9, 13]
+    bending = Config("bending", ["bending"], cells=[cell("b0", bends)])
+    found = convergence_rows([flat, rising, noisy, wobbly, short, bending])
     # kid_std: a spread, not a score; closed: a constant, no learning curve
     assert {r["metric"] for r in found} == {"eval/psnr"}
     rows = {r["config"]: r for r in found}
-    assert set(rows) == {"flat", "rising", "noisy", "wobbly"}  # two points are no curve
+    assert set(rows) == {"flat", "rising", "noisy", "wobbly", "bending"}  # 2 points: no curve
     assert rows["flat"]["seeds"] == 2 and rows["flat"]["trend_from_step"] == 300
     assert rows["flat"]["tail_change"] == pytest.approx(0.24)
     assert rows["flat"]["tail_share"] == pytest.approx(0.24 / 3.6)
@@ -417,9 +421,20 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     assert rows["noisy"]["flattened"] is True
     assert rows["flat"]["steps"] == [100, 200, 300, 400, 500]
     assert rows["flat"]["mean"] == pytest.approx([10, 12, 13, 13.5, 13.6])
-    header, body = convergence_cells([rows["flat"], rows["rising"]])
-    assert body[1][-3:] == ["[+0.8, +0.8]", "20.0 %", "no"] and header[-1] == "flattened"
-    assert body[0][2] == "100–500 (trend from 300)"
+    bend = rows["bending"]
+    assert bend["tail_change"] == pytest.approx(0.56) and bend["trend_from_step"] == 600
+    assert bend["tail_from_step"] == 900
+    assert bend["tail_alone_change"] == pytest.approx(0.2)
+    assert bend["tail_alone_low"] == pytest.approx(0.2) and bend[
+        "tail_alone_high"
+    ] == pytest.approx(0.2)
+    assert bend["tail_alone_share"] == pytest.approx(0.2 / 13)
+    # the second reading needs 3 points in the last part; it never decides
+    assert math.isnan(rows["flat"]["tail_alone_change"])
+    header, body = convergence_cells([rows["flat"], rows["rising"], bend])
+    assert body[1][-4:-1] == ["[+0.8, +0.8]", "20.0 %", "no"] and header[-2] == "flattened"
+    assert body[0][2] == "100–500 (trend from 300)" and body[0][-1] == "—"
+    assert body[2][-1] == "+0.2 [+0.2, +0.2], 1.5 %"
 
 
 def test_training_time_sums_the_clocks_of_a_resumed_runs_processes():

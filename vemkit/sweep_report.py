@@ -242,6 +242,19 @@ TREND = 0.5
 least-squares line estimates the last part's change."""
 
 
+def _line_change(
+    xs: Sequence[float], ys: Sequence[float], length: float
+) -> tuple[float, float, float]:
+    """The change over ``length`` steps of the least-squares line through ``(xs, ys)`` (3 points
+    or more) and its ``CONFIDENCE`` t-interval (the slope's standard error, n − 2 dof)."""
+    from scipy import stats
+
+    line = stats.linregress(xs, ys)
+    half = t_half_width(float(line.stderr), len(xs) - 2) * length
+    change = float(line.slope) * length
+    return change, change - half, change + half
+
+
 def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
     """Per arm and evaluation metric logged during training: how much the last ``TAIL`` of the
     evaluated steps moved the mean curve over the seeds, as a fraction of the curve's range,
@@ -257,9 +270,13 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
     residuals, n − 2 degrees of freedom) times the same length: a curve that has stopped
     learning early has a range made of noise, and a share of it says nothing unless the move
     stands out of that noise. Each row keeps the mean curve it judged (``steps``, ``mean``),
-    so that ``sweep.json`` alone can be judged again by another rule."""
-    from scipy import stats
+    so that ``sweep.json`` alone can be judged again by another rule.
 
+    A second reading, which does not decide ``flattened``: the line through the last part
+    alone (``tail_alone_*``, when it has 3 points or more). On a curve that bends flat under a
+    decaying learning rate the line through the last half still carries the earlier slope and
+    overstates the last part's change; the line through the last part alone does not, at the
+    cost of a wider interval."""
     from vemkit.report import curve_keys
 
     rows = []
@@ -276,14 +293,16 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
             trend_from = min(
                 len(xs) - 3, min(i for i, x in enumerate(xs) if x >= xs[-1] - TREND * span)
             )
-            line = stats.linregress(xs[trend_from:], mean[trend_from:])
-            dof = len(xs) - trend_from - 2
-            half = t_half_width(float(line.stderr), dof)
             length = TAIL * span
-            tail = float(line.slope) * length
-            low, high = tail - half * length, tail + half * length
+            tail, low, high = _line_change(xs[trend_from:], mean[trend_from:], length)
             share = abs(tail) / spread
             shown = low > 0 or high < 0
+            tail_from = min(i for i, x in enumerate(xs) if x >= xs[-1] - length)
+            alone = (
+                _line_change(xs[tail_from:], mean[tail_from:], length)
+                if len(xs) - tail_from >= 3
+                else (math.nan, math.nan, math.nan)
+            )
             rows.append(
                 {
                     "config": config.name,
@@ -301,6 +320,11 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
                     "tail_share": share,
                     "change_shown": shown,
                     "flattened": share <= FLAT or not shown,
+                    "tail_from_step": int(xs[tail_from]),
+                    "tail_alone_change": alone[0],
+                    "tail_alone_low": alone[1],
+                    "tail_alone_high": alone[2],
+                    "tail_alone_share": abs(alone[0]) / spread,
                     "steps": [int(step) for step in xs],
                     "mean": mean,
                 }
@@ -310,7 +334,8 @@ def convergence_rows(configs: Sequence[Config]) -> list[dict[str, Any]]:
 
 def convergence_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = ["arm", "metric", "steps", "first", "last", "last-part change",
-              f"{round(CONFIDENCE * 100)} % interval", "of range", "flattened"]  # fmt: skip
+              f"{round(CONFIDENCE * 100)} % interval", "of range", "flattened",
+              "line through the last part alone"]  # fmt: skip
     body = [
         [
             r["config"],
@@ -322,10 +347,21 @@ def convergence_cells(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[l
             f"[{_signed(r['tail_change_low'])}, {_signed(r['tail_change_high'])}]",
             f"{100 * r['tail_share']:.1f} %",
             "yes" if r["flattened"] else "no",
+            _tail_alone(r),
         ]
         for r in rows
     ]
     return header, body
+
+
+def _tail_alone(row: Mapping[str, Any]) -> str:
+    change = row.get("tail_alone_change", math.nan)
+    if not math.isfinite(change):
+        return "—"
+    return (
+        f"{_signed(change)} [{_signed(row['tail_alone_low'])}, "
+        f"{_signed(row['tail_alone_high'])}], {100 * row['tail_alone_share']:.1f} %"
+    )
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -620,7 +656,10 @@ def write_report(
         f"would; its {round(CONFIDENCE * 100)} % interval comes from the line's standard error. "
         f"A curve has flattened when the change is at most {round(FLAT * 100)} % of the range "
         "or its interval includes 0 (a move not told apart from the evaluation noise: a curve "
-        "that stopped learning early has a range of noise). A curve with no row never "
+        "that stopped learning early has a range of noise). The last column is a second "
+        "reading that does not decide: the line through the last part's points alone (from "
+        "3 points), which a curve bending flat under a decaying learning rate does not "
+        "overstate as the longer line may. A curve with no row never "
         "changed. A schedule that decays the learning rate to 0 flattens every curve by its "
         "end: read it with the curves below."
     )
