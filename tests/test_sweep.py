@@ -204,6 +204,11 @@ def test_dry_run_prints_the_cells_and_writes_the_plan(tiny, tmp_path, capsys):
     assert (out / "commands.txt").is_file() and not (out / "mi.type=none+a").exists()
     assert cli.main(["sweep", str(tiny), "--grid", "mi.typ=none", "--dry-run"]) == 2
     assert "--grid mi.typ: unknown key 'typ'" in capsys.readouterr().err
+    bad_jobs = ["sweep", str(tiny), "--grid", "mi.type=none,vem", "--jobs", "0", "--out",
+                str(tmp_path / "jobs0"), "--dry-run"]  # fmt: skip
+    assert cli.main(bad_jobs) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "jobs0").exists()  # nothing half-written
 
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -425,9 +430,9 @@ def test_convergence_rows_say_whether_each_arms_mean_curve_flattened(tmp_path):
     assert bend["tail_change"] == pytest.approx(0.56) and bend["trend_from_step"] == 600
     assert bend["tail_from_step"] == 900
     assert bend["tail_alone_change"] == pytest.approx(0.2)
-    assert bend["tail_alone_low"] == pytest.approx(0.2) and bend[
-        "tail_alone_high"
-    ] == pytest.approx(0.2)
+    # a straight line again: no residual, the interval is the change itself
+    assert bend["tail_alone_low"] == pytest.approx(0.2)
+    assert bend["tail_alone_high"] == pytest.approx(0.2)
     assert bend["tail_alone_share"] == pytest.approx(0.2 / 13)
     # the second reading needs 3 points in the last part; it never decides
     assert math.isnan(rows["flat"]["tail_alone_change"])

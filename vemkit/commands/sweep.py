@@ -137,8 +137,11 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vemkit import sweep as sweeps
+    from vemkit.errors import VemkitError
     from vemkit.evaluate import parse_metrics
 
+    if args.jobs < 1:  # before the plan, so that --dry-run checks it as well
+        raise VemkitError("--jobs must be at least 1")
     axes = sweeps.build_axes(args.grid, args.arm)
     seeds = sweeps.parse_seeds(args.seeds)
     plan = sweeps.plan(
