@@ -204,11 +204,14 @@ def test_dry_run_prints_the_cells_and_writes_the_plan(tiny, tmp_path, capsys):
     assert (out / "commands.txt").is_file() and not (out / "mi.type=none+a").exists()
     assert cli.main(["sweep", str(tiny), "--grid", "mi.typ=none", "--dry-run"]) == 2
     assert "--grid mi.typ: unknown key 'typ'" in capsys.readouterr().err
-    bad_jobs = ["sweep", str(tiny), "--grid", "mi.type=none,vem", "--jobs", "0", "--out",
-                str(tmp_path / "jobs0"), "--dry-run"]  # fmt: skip
-    assert cli.main(bad_jobs) == 2
-    assert "--jobs must be at least 1" in capsys.readouterr().err
-    assert not (tmp_path / "jobs0").exists()  # nothing half-written
+    for flag in ("--jobs", "--threads-per-job", "--eval-items"):
+        bad = ["sweep", str(tiny), "--grid", "mi.type=none,vem", flag, "0", "--out",
+               str(tmp_path / "zero"), "--dry-run"]  # fmt: skip
+        with pytest.raises(SystemExit) as info:  # argparse: before any plan is made
+            cli.main(bad)
+        assert info.value.code == 2
+        assert f"argument {flag}: must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "zero").exists()  # nothing half-written
 
 
 # -- statistics -----------------------------------------------------------------------------------

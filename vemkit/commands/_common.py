@@ -12,6 +12,18 @@ SET_HELP = (
 )
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts: argparse reports a bad one (exit code 2) before any
+    command runs, so a dry run refuses it as a real run does."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def add_set_option(parser: argparse.ArgumentParser, help: str = SET_HELP) -> None:
     """``--set PATH=VALUE`` (repeatable) into ``args.overrides``."""
     parser.add_argument(

@@ -11,17 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vemkit.commands._common import add_command, add_set_option, err, load
+from vemkit.commands._common import add_command, add_set_option, err, load, positive_int
 from vemkit.errors import DataError, VemkitError
 
 MAX_SHOWN = 20
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -77,7 +70,7 @@ def add_parser(sub: Any) -> None:
     get.add_argument("--root", help="where to write it (default: ./data/NAME)")
     get.add_argument("--force", action="store_true", help="rebuild even if up to date")
     get.add_argument(
-        "--max-items", type=_positive, metavar="N", help="at most N items per split (quick runs)"
+        "--max-items", type=positive_int, metavar="N", help="at most N items per split (quick runs)"
     )
     get.add_argument(
         "--source",
@@ -99,7 +92,7 @@ def add_parser(sub: Any) -> None:
         "--dataset", action="append", default=[], metavar="YAML", help="a dataset component"
     )
     preview.add_argument("--split", help="show this split instead of the configured one")
-    preview.add_argument("--items", type=_positive, default=8, metavar="N", help="items (8)")
+    preview.add_argument("--items", type=positive_int, default=8, metavar="N", help="items (8)")
     preview.add_argument("--out", required=True, metavar="PNG", help="image to write")
     add_set_option(preview)
 

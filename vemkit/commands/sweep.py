@@ -6,7 +6,7 @@ import argparse
 import shlex
 from typing import Any
 
-from vemkit.commands._common import add_command, add_set_option
+from vemkit.commands._common import add_command, add_set_option, positive_int
 
 
 def add_parser(sub: Any) -> None:
@@ -58,11 +58,11 @@ def add_parser(sub: Any) -> None:
         "--seeds", default="0,1,2", metavar="S1,S2", help="seeds of every arm (default 0,1,2)"
     )
     parser.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="processes at a time (default 1)"
+        "--jobs", type=positive_int, default=1, metavar="N", help="processes at a time (default 1)"
     )
     parser.add_argument(
         "--threads-per-job",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="train.threads of every cell and OMP_NUM_THREADS of its process (default 1)",
@@ -85,7 +85,7 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--eval-items",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="evaluate every cell on the first N items of data.eval (FID/KID from N samples); "
         "default: all of them",
@@ -137,11 +137,8 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vemkit import sweep as sweeps
-    from vemkit.errors import VemkitError
     from vemkit.evaluate import parse_metrics
 
-    if args.jobs < 1:  # before the plan, so that --dry-run checks it as well
-        raise VemkitError("--jobs must be at least 1")
     axes = sweeps.build_axes(args.grid, args.arm)
     seeds = sweeps.parse_seeds(args.seeds)
     plan = sweeps.plan(
