@@ -501,6 +501,9 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
     cells, statistics, reports = [], [], {}
     for method, task, got in done:
         plan, evaluations = got["plan"], got["evaluations"]
+        summary = json.loads((plan.out / "sweep.json").read_text(encoding="utf-8"))
+        # From the cells' own logs: a re-run that only re-renders finished cells keeps them.
+        trained = {x["name"]: x["train_seconds"] for x in summary["configs"]}
         for c in plan.cells:
             data = evaluations[c.index]
             cells.append(
@@ -513,11 +516,11 @@ def main(argv: Sequence[str] | None = None, *, runner: Any = None) -> int:
                     "iterations": data.get("step"),
                     "batch_size": c.spec.train.batch_size,
                     "eval_items": data.get("items"),
+                    "train_seconds": trained.get(c.config, {}).get(str(c.seed)),
                     "eval_seconds": data.get("seconds"),
                     "metrics": data["student"]["metrics"],
                 }
             )
-        summary = json.loads((plan.out / "sweep.json").read_text(encoding="utf-8"))
         statistics += [{"method": method, "task": task.name, **r} for r in summary["statistics"]]
         reports[f"{method}/{task.name}"] = _shown(Path(got["report"]["md"]))
 

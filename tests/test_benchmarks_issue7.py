@@ -109,6 +109,7 @@ def test_ablation_sweeps_trains_the_teacher_once_and_resumes(tmp_path, capsys):
         assert cell["iterations"] == 2 and cell["eval_items"] == 4
         assert {"fid", "kid_mean", "psnr", "ssim"} <= set(cell["metrics"])
         assert all(_finite(cell["metrics"][k]) for k in ("fid", "kid_mean", "psnr", "ssim"))
+        assert _finite(cell["train_seconds"]) and 0 < cell["train_seconds"] < result["wall_seconds"]
     # The teacher was trained once, in its own folder, and every cell distils from its weights.
     teacher = runs / "teachers" / "edges2shoes-fmnist" / "teacher" / "seed0"
     assert (teacher / "checkpoints" / "last" / "teacher.safetensors").is_file()
@@ -134,6 +135,10 @@ def test_ablation_sweeps_trains_the_teacher_once_and_resumes(tmp_path, capsys):
     assert (teacher / "run.json").stat().st_mtime == mtime
     again = json.loads(out.read_text())
     assert [c["metrics"] for c in again["cells"]] == [c["metrics"] for c in result["cells"]]
+    # The cells' training times come from their logs, not from this short invocation.
+    assert [c["train_seconds"] for c in again["cells"]] == [
+        c["train_seconds"] for c in result["cells"]
+    ]
 
 
 def test_a_terminated_ablation_exits_143_and_restores_the_handler(tmp_path, capsys):
